@@ -1,0 +1,322 @@
+#!/usr/bin/env bash
+# Local Kubernetes control plane for molt's end-to-end tests and demos.
+#
+#   e2e/cluster.sh build    build (or reuse) the pinned binaries, see e2e/scripts/build.sh
+#   e2e/cluster.sh up       start etcd, kube-apiserver, kube-controller-manager,
+#                           kube-scheduler, kwok and the fault mirror on 127.0.0.1;
+#                           returns once the cluster is usable
+#   e2e/cluster.sh ensure   `up` unless a healthy cluster is already running
+#   e2e/cluster.sh down     stop exactly the processes `up` started, remove the state
+#   e2e/cluster.sh status   show the recorded processes and whether they run
+#   e2e/cluster.sh env      print `export KUBECONFIG=...` for the running cluster
+#
+# State (PKI, kubeconfig, etcd data, pid files, one log per component) lives in
+# $MOLT_CLUSTER_DIR (default: <repo>/target/e2e-cluster). Ports are fixed on
+# loopback and can be moved with MOLT_*_PORT variables (see below).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/scripts/common.sh"
+
+REPO_DIR=$(cd "$E2E_DIR/.." && pwd)
+STATE=${MOLT_CLUSTER_DIR:-$REPO_DIR/target/e2e-cluster}
+ETCD_PORT=${MOLT_ETCD_PORT:-23790}
+ETCD_PEER_PORT=${MOLT_ETCD_PEER_PORT:-23800}
+API_PORT=${MOLT_APISERVER_PORT:-26443}
+KCM_PORT=${MOLT_KCM_PORT:-20257}
+SCHED_PORT=${MOLT_SCHEDULER_PORT:-20259}
+KWOK_PORT=${MOLT_KWOK_PORT:-20247}
+WAIT_SECONDS=${MOLT_CLUSTER_WAIT_SECONDS:-180}
+
+# Components in start order; `down` stops them in reverse.
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok fault-mirror)
+
+die() { log "cluster: $*"; exit 1; }
+
+# ---------------------------------------------------------------- processes
+
+# pid_alive <name>: the recorded process still runs the recorded executable.
+# Guards against killing an unrelated process that reused the PID.
+pid_alive() {
+  local f=$STATE/pids/$1 pid exe
+  [[ -f $f ]] || return 1
+  read -r pid exe <"$f" || return 1
+  [[ -n $pid && -d /proc/$pid ]] || return 1
+  [[ $(readlink "/proc/$pid/exe" 2>/dev/null) == "$exe" ]]
+}
+
+stop_one() {
+  local name=$1 pid exe
+  pid_alive "$name" || return 0
+  read -r pid exe <"$STATE/pids/$name"
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for _ in $(seq 100); do
+    pid_alive "$name" || return 0
+    sleep 0.1
+  done
+  log "cluster: $name (pid $pid) ignored SIGTERM, sending SIGKILL"
+  kill -KILL "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do
+    pid_alive "$name" || return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+stop_all() {
+  local i failed=0
+  for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
+    stop_one "${COMPONENTS[i]}" || failed=1
+  done
+  return $failed
+}
+
+# start <name> <executable> [args...]: run in the background, log to logs/<name>.log.
+start() {
+  local name=$1 exe; exe=$(readlink -f "$2"); shift 2
+  "$exe" "$@" >"$STATE/logs/$name.log" 2>&1 </dev/null &
+  echo "$! $exe" >"$STATE/pids/$name"
+}
+
+# wait_for <what> <command...>: retry a check until it passes, failing loudly
+# (with the component's log tail) once the deadline is over.
+wait_for() {
+  local what=$1; shift
+  local deadline=$((SECONDS + WAIT_SECONDS))
+  until "$@" >/dev/null 2>&1; do
+    for c in "${COMPONENTS[@]}"; do
+      if [[ -f $STATE/pids/$c ]] && ! pid_alive "$c"; then
+        tail -n 30 "$STATE/logs/$c.log" >&2 || true
+        die "$c exited while waiting for $what (log: $STATE/logs/$c.log)"
+      fi
+    done
+    ((SECONDS < deadline)) || die "timed out after ${WAIT_SECONDS}s waiting for $what"
+    sleep 0.2
+  done
+}
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# ---------------------------------------------------------------- PKI
+
+# sign <name> <subject> <extensions>: key + certificate signed by the cluster CA.
+sign() {
+  local p=$STATE/pki
+  openssl req -new -newkey rsa:2048 -nodes -keyout "$p/$1.key" -out "$p/$1.csr" -subj "$2" 2>/dev/null
+  printf '%b\n' "$3" >"$p/$1.ext"
+  openssl x509 -req -in "$p/$1.csr" -CA "$p/ca.crt" -CAkey "$p/ca.key" -CAcreateserial \
+    -out "$p/$1.crt" -days 365 -sha256 -extfile "$p/$1.ext" 2>/dev/null
+}
+
+make_pki() {
+  local p=$STATE/pki
+  mkdir -p "$p"
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$p/ca.key" -out "$p/ca.crt" \
+    -days 365 -sha256 -subj "/CN=molt-e2e-ca" 2>/dev/null
+  sign apiserver "/CN=kube-apiserver" \
+    "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1"
+  # Cluster admin: in system:masters, used by the control-plane components,
+  # kwok, the fault mirror and the tests' admin client.
+  sign admin "/O=system:masters/CN=molt-e2e-admin" \
+    "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth"
+  # kwok serves kubelet-like endpoints on its own port.
+  sign kwok "/CN=kwok" \
+    "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1"
+  # ServiceAccount token signing key pair.
+  openssl genrsa -out "$p/sa.key" 2048 2>/dev/null
+  openssl rsa -in "$p/sa.key" -pubout -out "$p/sa.pub" 2>/dev/null
+  rm -f "$p"/*.csr "$p"/*.ext
+  chmod 600 "$p"/*.key
+
+  cat >"$STATE/kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: molt-e2e
+  cluster:
+    server: https://127.0.0.1:$API_PORT
+    certificate-authority: $p/ca.crt
+users:
+- name: molt-e2e-admin
+  user:
+    client-certificate: $p/admin.crt
+    client-key: $p/admin.key
+contexts:
+- name: molt-e2e
+  context:
+    cluster: molt-e2e
+    user: molt-e2e-admin
+current-context: molt-e2e
+EOF
+}
+
+# ---------------------------------------------------------------- checks
+
+api() { curl -fsS --max-time 5 --cacert "$STATE/pki/ca.crt" --cert "$STATE/pki/admin.crt" \
+  --key "$STATE/pki/admin.key" "https://127.0.0.1:$API_PORT$1"; }
+kc() { "$(bin_path kubectl)" --kubeconfig="$STATE/kubeconfig" "$@"; }
+
+# ---------------------------------------------------------------- commands
+
+build_fault_mirror() {
+  command -v cargo >/dev/null || die "cargo is required to build the fault mirror"
+  local out
+  out=$(cd "$REPO_DIR" && cargo build --quiet -p molt-e2e --bin fault-mirror --message-format=json 2>&1 |
+    sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
+  [[ -n $out && -x $out ]] || die "could not build the fault mirror (cargo build -p molt-e2e --bin fault-mirror)"
+  echo "$out"
+}
+
+cmd_build() {
+  bash "$E2E_DIR/scripts/build.sh"
+}
+
+# lock: one up/ensure/down at a time (the harness may call `ensure` from
+# several test processes).
+lock() {
+  mkdir -p "$(dirname "$STATE")"
+  exec 9>"$STATE.lock"
+  flock 9
+}
+
+cmd_up() {
+  lock
+  do_up
+}
+
+do_up() {
+  local t0=$SECONDS
+  command -v openssl >/dev/null || die "openssl is required (apt-get install openssl)"
+  command -v curl >/dev/null || die "curl is required (apt-get install curl)"
+
+  # Leftovers of an earlier run (crashed or never stopped): stop what it
+  # recorded, then start from a clean state directory.
+  if [[ -d $STATE ]]; then
+    log "cluster: cleaning up the previous state in $STATE"
+    stop_all || die "could not stop the processes of the previous run"
+    rm -rf "$STATE"
+  fi
+
+  for b in "${ALL_BINARIES[@]}"; do
+    [[ -x $(bin_path "$b") ]] || cmd_build
+  done
+  local mirror=${MOLT_FAULT_MIRROR_BIN:-}
+  [[ -n $mirror ]] || mirror=$(build_fault_mirror)
+
+  for port in "$ETCD_PORT" "$ETCD_PEER_PORT" "$API_PORT" "$KCM_PORT" "$SCHED_PORT" "$KWOK_PORT"; do
+    port_free "$port" || die "port 127.0.0.1:$port is in use by another process"
+  done
+
+  mkdir -p "$STATE"/{logs,pids,etcd}
+  make_pki
+  local p=$STATE/pki k=$STATE/kubeconfig
+
+  log "cluster: starting etcd"
+  start etcd "$(bin_path etcd)" \
+    --name=molt-e2e --data-dir="$STATE/etcd" \
+    --listen-client-urls="http://127.0.0.1:$ETCD_PORT" --advertise-client-urls="http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster="molt-e2e=http://127.0.0.1:$ETCD_PEER_PORT" \
+    --listen-metrics-urls="" \
+    --auto-compaction-retention=1 --quota-backend-bytes=2147483648 \
+    --unsafe-no-fsync=true --log-level=warn
+  wait_for "etcd" curl -fsS --max-time 2 "http://127.0.0.1:$ETCD_PORT/readyz"
+
+  log "cluster: starting kube-apiserver"
+  start kube-apiserver "$(bin_path kube-apiserver)" \
+    --etcd-servers="http://127.0.0.1:$ETCD_PORT" --etcd-prefix=/registry \
+    --bind-address=127.0.0.1 --secure-port="$API_PORT" \
+    --advertise-address=127.0.0.1 --endpoint-reconciler-type=none \
+    --tls-cert-file="$p/apiserver.crt" --tls-private-key-file="$p/apiserver.key" \
+    --client-ca-file="$p/ca.crt" \
+    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file="$p/sa.pub" --service-account-signing-key-file="$p/sa.key" \
+    --service-cluster-ip-range=10.96.0.0/16 \
+    --authorization-mode=Node,RBAC --allow-privileged=true \
+    --max-requests-inflight=0 --max-mutating-requests-inflight=0 --enable-priority-and-fairness=false
+  wait_for "kube-apiserver /readyz" api /readyz
+
+  log "cluster: starting kube-controller-manager, kube-scheduler, kwok, fault-mirror"
+  start kube-controller-manager "$(bin_path kube-controller-manager)" \
+    --kubeconfig="$k" --authentication-kubeconfig="$k" --authorization-kubeconfig="$k" \
+    --leader-elect=false --bind-address=127.0.0.1 --secure-port="$KCM_PORT" \
+    --root-ca-file="$p/ca.crt" --service-account-private-key-file="$p/sa.key" \
+    --kube-api-qps=500 --kube-api-burst=1000
+  start kube-scheduler "$(bin_path kube-scheduler)" \
+    --kubeconfig="$k" --authentication-kubeconfig="$k" --authorization-kubeconfig="$k" \
+    --leader-elect=false --bind-address=127.0.0.1 --secure-port="$SCHED_PORT" \
+    --kube-api-qps=500 --kube-api-burst=1000
+  start kwok "$(bin_path kwok)" \
+    --kubeconfig="$k" --config="$E2E_DIR/kwok/stages.yaml" \
+    --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
+    --node-lease-duration-seconds=40 --cidr=10.0.0.0/16 \
+    --node-ip=127.0.0.1 --node-port="$KWOK_PORT" --server-address="127.0.0.1:$KWOK_PORT" \
+    --tls-cert-file="$p/kwok.crt" --tls-private-key-file="$p/kwok.key"
+  KUBECONFIG=$k RUST_LOG=${RUST_LOG:-info} start fault-mirror "$mirror" --ready-file "$STATE/fault-mirror.ready"
+
+  wait_for "kube-controller-manager /healthz" curl -fsSk --max-time 2 "https://127.0.0.1:$KCM_PORT/healthz"
+  wait_for "kube-scheduler /healthz" curl -fsSk --max-time 2 "https://127.0.0.1:$SCHED_PORT/healthz"
+  wait_for "kwok /healthz" curl -fsSk --max-time 2 "https://127.0.0.1:$KWOK_PORT/healthz"
+  wait_for "the fault mirror" test -f "$STATE/fault-mirror.ready"
+
+  # Usable means: the API answers for nodes, the service-account and root-CA
+  # controllers have populated the default namespace, and RBAC bootstrap is done.
+  wait_for "the nodes API" kc get nodes
+  wait_for "the default ServiceAccount" kc -n default get serviceaccount default
+  wait_for "the kube-root-ca.crt ConfigMap" kc -n default get configmap kube-root-ca.crt
+  wait_for "RBAC bootstrap roles" kc get clusterrole system:node
+
+  log "cluster: up in $((SECONDS - t0))s: $(api /version | sed -n 's/.*"gitVersion": "\([^"]*\)".*/\1/p')" \
+    "on https://127.0.0.1:$API_PORT"
+  log "cluster: export KUBECONFIG=$k   (logs in $STATE/logs)"
+}
+
+cluster_healthy() {
+  local c
+  for c in "${COMPONENTS[@]}"; do pid_alive "$c" || return 1; done
+  api /readyz >/dev/null 2>&1
+}
+
+cmd_ensure() {
+  lock
+  if [[ -d $STATE ]] && cluster_healthy; then
+    log "cluster: already running (export KUBECONFIG=$STATE/kubeconfig)"
+    return 0
+  fi
+  do_up
+}
+
+cmd_down() {
+  lock
+  if [[ ! -d $STATE ]]; then
+    log "cluster: not running (no state in $STATE)"
+    return 0
+  fi
+  stop_all || die "some processes did not stop; state kept in $STATE"
+  rm -rf "$STATE"
+  log "cluster: stopped, state removed"
+}
+
+cmd_status() {
+  [[ -d $STATE ]] || { echo "not running (no state in $STATE)"; return 1; }
+  local rc=0 c pid exe
+  for c in "${COMPONENTS[@]}"; do
+    if pid_alive "$c"; then
+      read -r pid exe <"$STATE/pids/$c"
+      printf '%-24s running  pid %-8s rss %s kB\n' "$c" "$pid" "$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")"
+    else
+      printf '%-24s stopped\n' "$c"
+      rc=1
+    fi
+  done
+  return $rc
+}
+
+case "${1:-}" in
+  build) cmd_build ;;
+  up) cmd_up ;;
+  ensure) cmd_ensure ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  env) echo "export KUBECONFIG=$STATE/kubeconfig" ;;
+  *) echo "usage: $0 build|up|ensure|down|status|env" >&2; exit 2 ;;
+esac

@@ -1,0 +1,8 @@
+//! The public API: the NodeUpdatePlan resource, its condition vocabulary and the keys molt writes
+//! on nodes. Everything here is a user-visible contract.
+
+pub mod condition;
+pub mod keys;
+pub mod plan;
+
+pub use plan::*;

@@ -1,0 +1,614 @@
+//! The `NodeUpdatePlan` resource (`molt.dev/v1alpha1`): spec, status and admission rules.
+//!
+//! The CRD in `crds/` is generated from these types (`molt crd`). Every rule a person can break is
+//! checked at admission by the schema itself (OpenAPI + CEL), with a message that says how to fix it.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::api::core::v1::Taint;
+use kube::core::Duration;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// CEL: a Go duration string (`30s`, `5m`, `1h30m`), no sign.
+const DURATION_RULE: &str = "self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || self == '0'";
+/// CEL: a strictly positive Go duration.
+const POSITIVE_DURATION_RULE: &str =
+    "self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) > duration('0s')";
+
+/// Desired state: which nodes move to which image, how fast, and what counts as healthy.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "molt.dev",
+    version = "v1alpha1",
+    kind = "NodeUpdatePlan",
+    plural = "nodeupdateplans",
+    singular = "nodeupdateplan",
+    shortname = "nup",
+    category = "molt",
+    status = "NodeUpdatePlanStatus",
+    doc = "A NodeUpdatePlan rolls a new OS image through the nodes it selects: new nodes first, old nodes cordoned and drained through the Eviction API, the moved workloads health-gated, batch by batch; it halts or rolls back the moment workload health degrades.",
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase", description = "Lifecycle phase of the plan"),
+    printcolumn(name = "Updated", type_ = "string", json_path = ".status.summary.progress", description = "Old nodes replaced / nodes in scope"),
+    printcolumn(name = "Batch", type_ = "string", json_path = ".status.summary.batch", description = "Current batch / batches"),
+    printcolumn(name = "Health", type_ = "string", json_path = ".status.health.verdict", description = "Verdict of the health gate"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(name = "Message", type_ = "string", json_path = ".status.message", priority = 1, description = "The last decision, in words")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeUpdatePlanSpec {
+    /// Selects the nodes to update (the pool). Must select something: an empty selector would
+    /// match every node. Control-plane nodes are never selected, whatever this says.
+    #[x_kube(validation = kube::core::Rule::new(
+        "(has(self.matchLabels) && size(self.matchLabels) > 0) || (has(self.matchExpressions) && size(self.matchExpressions) > 0)"
+    ).message("nodeSelector must not be empty: give at least one matchLabels entry or matchExpressions term (an empty selector would select every node)"))]
+    pub node_selector: LabelSelector,
+
+    /// The image to roll out. Immutable: to roll out another image, create another plan.
+    #[x_kube(validation = kube::core::Rule::new("self == oldSelf")
+        .message("target is immutable: create a new NodeUpdatePlan to roll out a different image"))]
+    pub target: Target,
+
+    /// How new nodes are created and old ones removed. Exactly one member must be set.
+    #[x_kube(validation = kube::core::Rule::new("[has(self.kwok)].filter(p, p).size() == 1")
+        .message("provider must set exactly one of: kwok"))]
+    pub provider: Provider,
+
+    /// Batch sizing and whether old nodes are kept until the whole plan passes.
+    #[serde(default)]
+    pub strategy: Strategy,
+
+    /// How old nodes are drained.
+    #[serde(default)]
+    pub drain: DrainSpec,
+
+    /// What the health gate watches and tolerates.
+    #[serde(default)]
+    pub health: HealthSpec,
+
+    /// What to do when the health gate fails or a new node fails: `Rollback` (default) puts the
+    /// cluster back on the old nodes; `Halt` stops where it is for a person to look.
+    #[serde(default)]
+    pub on_failure: FailurePolicy,
+
+    /// Stops new actions at a safe point: no new batch, no provisioning, no new eviction.
+    /// The health gate keeps watching while paused.
+    #[serde(default)]
+    pub paused: bool,
+}
+
+/// The image the selected nodes move to.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Target {
+    /// Image identifier, opaque to molt and handed to the provider (for example `ubuntu-2404-20261120`).
+    /// New nodes carry it in the `molt.dev/image` label.
+    #[x_kube(validation = kube::core::Rule::new("self.matches('^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$')")
+        .message("target.image must be 1-63 characters of letters, digits, '-', '_' or '.', starting and ending with a letter or digit (it becomes the value of the molt.dev/image node label)"))]
+    pub image: String,
+}
+
+/// The port through which molt creates and removes nodes.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Provider {
+    /// Simulated nodes managed by kwok: molt creates the Node objects itself. Used by the demo and tests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kwok: Option<KwokProvider>,
+}
+
+/// Settings of the kwok provider.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct KwokProvider {
+    /// Added to every new node on top of what it copies from the node it replaces.
+    #[serde(default)]
+    pub node_template: NodeTemplate,
+}
+
+/// Extra labels and taints for new nodes.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeTemplate {
+    /// Labels added to each new node (they win over labels copied from the replaced node).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Taints added to each new node, besides those copied from the replaced node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub taints: Vec<Taint>,
+}
+
+/// Batch sizing.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Strategy {
+    /// Old nodes replaced per batch: a whole number (>= 1) or a percentage of the nodes in scope
+    /// when the plan started (`25%`, rounded up, at least one node).
+    #[serde(default = "default_batch_size")]
+    #[x_kube(validation = kube::core::Rule::new(
+        "type(self) == int ? self >= 1 : self.matches('^(100|[1-9][0-9]?)%$')"
+    ).message("batchSize must be a whole number of nodes >= 1 or a percentage from 1% to 100%, such as 25%"))]
+    pub batch_size: IntOrString,
+
+    /// An optional smaller first batch, to try the image on few nodes before the rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<Canary>,
+
+    /// `true` (default): drained old nodes stay, cordoned, until the whole plan passes, so a rollback
+    /// can bring every batch back. `false`: each batch's old nodes are removed once it passes; a
+    /// later rollback only undoes the batch in flight.
+    #[serde(default = "default_true")]
+    pub blue_green: bool,
+}
+
+impl Default for Strategy {
+    fn default() -> Self {
+        Self { batch_size: default_batch_size(), canary: None, blue_green: true }
+    }
+}
+
+/// The first, smaller batch.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Canary {
+    /// Nodes in the canary batch.
+    #[x_kube(validation = kube::core::Rule::new("self >= 1").message("canary.nodes must be at least 1"))]
+    pub nodes: i32,
+}
+
+/// How old nodes are drained (the rules of `kubectl drain`, through the Eviction API only).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DrainSpec {
+    /// How long a batch's drain may take from its first eviction before `onTimeout` applies (Go duration, > 0).
+    #[serde(default = "default_drain_timeout")]
+    #[x_kube(validation = kube::core::Rule::new(POSITIVE_DURATION_RULE)
+        .message("drain.timeout must be a positive duration such as 30m, 1h or 90s"))]
+    pub timeout: Duration,
+
+    /// Grace period handed to each eviction; unset means each pod's own terminationGracePeriodSeconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = kube::core::Rule::new("self >= 0").message("drain.gracePeriodSeconds must be 0 or more"))]
+    pub grace_period_seconds: Option<i64>,
+
+    /// Evict pods that use emptyDir volumes (their data is lost). With `false`, such a pod blocks its node's drain.
+    #[serde(default = "default_true")]
+    pub delete_empty_dir_data: bool,
+
+    /// Pods with no controller would not come back once evicted: `Block` (default) stops the node's
+    /// drain and names them; `Evict` evicts them anyway.
+    #[serde(default)]
+    pub unmanaged_pods: UnmanagedPodPolicy,
+
+    /// What happens when a drain outlives `timeout` (usually a PodDisruptionBudget that allows no
+    /// disruption): `Halt` (default) or `Rollback`. molt never force-deletes pods.
+    #[serde(default)]
+    pub on_timeout: DrainTimeoutPolicy,
+}
+
+impl Default for DrainSpec {
+    fn default() -> Self {
+        Self {
+            timeout: default_drain_timeout(),
+            grace_period_seconds: None,
+            delete_empty_dir_data: true,
+            unmanaged_pods: UnmanagedPodPolicy::default(),
+            on_timeout: DrainTimeoutPolicy::default(),
+        }
+    }
+}
+
+/// What to do with pods that have no controller.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum UnmanagedPodPolicy {
+    /// Stop the drain of the node and report the pod as a blocker.
+    #[default]
+    Block,
+    /// Evict the pod; nothing recreates it.
+    Evict,
+}
+
+/// What to do when a drain times out.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DrainTimeoutPolicy {
+    /// Stop where it is: nodes stay as they are for a person to look.
+    #[default]
+    Halt,
+    /// Put the cluster back on the old nodes.
+    Rollback,
+}
+
+/// What to do when the health gate or a new node fails.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum FailurePolicy {
+    /// Uncordon the old nodes, drain and remove the new ones.
+    #[default]
+    Rollback,
+    /// Stop where it is: nodes stay as they are for a person to look.
+    Halt,
+}
+
+/// The health gate: which pods count and how much trouble is tolerated.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthSpec {
+    /// Namespaces whose pods count (default: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+
+    /// Pods that count (default: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_selector: Option<LabelSelector>,
+
+    /// A pod that lands on a new node must be Ready within this (Go duration, > 0).
+    #[serde(default = "default_ready_timeout")]
+    #[x_kube(validation = kube::core::Rule::new(POSITIVE_DURATION_RULE)
+        .message("health.readyTimeout must be a positive duration such as 5m or 90s"))]
+    pub ready_timeout: Duration,
+
+    /// Container restarts after landing on a new node beyond which a pod counts as unhealthy.
+    #[serde(default = "default_max_restarts")]
+    #[x_kube(validation = kube::core::Rule::new("self >= 0").message("health.maxRestarts must be 0 or more"))]
+    pub max_restarts: i32,
+
+    /// Tracked pods tolerated unhealthy: a whole number (>= 0) or a percentage of tracked pods (`10%`, rounded down).
+    #[serde(default = "default_max_unhealthy")]
+    #[x_kube(validation = kube::core::Rule::new(
+        "type(self) == int ? self >= 0 : self.matches('^(100|[1-9]?[0-9])%$')"
+    ).message("maxUnhealthyPods must be a whole number >= 0 or a percentage from 0% to 100%, such as 10%"))]
+    pub max_unhealthy_pods: IntOrString,
+
+    /// A new node must be Ready within this after it was requested (Go duration, > 0).
+    #[serde(default = "default_node_ready_timeout")]
+    #[x_kube(validation = kube::core::Rule::new(POSITIVE_DURATION_RULE)
+        .message("health.nodeReadyTimeout must be a positive duration such as 10m"))]
+    pub node_ready_timeout: Duration,
+
+    /// How long a batch must stay healthy, without a break, after its drain before the next batch starts (Go duration; `0s` for none).
+    #[serde(default = "default_soak")]
+    #[x_kube(validation = kube::core::Rule::new(DURATION_RULE)
+        .message("health.soak must be a duration such as 5m, 30s or 0s"))]
+    pub soak: Duration,
+}
+
+impl Default for HealthSpec {
+    fn default() -> Self {
+        Self {
+            namespace_selector: None,
+            pod_selector: None,
+            ready_timeout: default_ready_timeout(),
+            max_restarts: default_max_restarts(),
+            max_unhealthy_pods: default_max_unhealthy(),
+            node_ready_timeout: default_node_ready_timeout(),
+            soak: default_soak(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_batch_size() -> IntOrString {
+    IntOrString::Int(1)
+}
+fn default_max_unhealthy() -> IntOrString {
+    IntOrString::Int(0)
+}
+fn default_max_restarts() -> i32 {
+    3
+}
+fn minutes(m: u64) -> Duration {
+    Duration::from(std::time::Duration::from_secs(m * 60))
+}
+fn default_drain_timeout() -> Duration {
+    minutes(30)
+}
+fn default_ready_timeout() -> Duration {
+    minutes(5)
+}
+fn default_node_ready_timeout() -> Duration {
+    minutes(10)
+}
+fn default_soak() -> Duration {
+    minutes(5)
+}
+
+/// Observed state: where the plan is, why, and what it is waiting for.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeUpdatePlanStatus {
+    /// The generation of the spec the status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// Lifecycle phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+
+    /// Standard conditions: Progressing, Healthy, Complete, Degraded, Blocked, Paused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+
+    /// When the plan first acted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+
+    /// When the plan reached Succeeded, RolledBack or Failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<Time>,
+
+    /// Attempt number; a spec change after RolledBack starts a new attempt.
+    #[serde(default)]
+    pub attempt: u32,
+
+    /// The generation whose failure stopped the plan (Halted, RolledBack, Failed); nothing retries
+    /// until the spec's generation moves past it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_generation: Option<i64>,
+
+    /// Counts for people and printer columns.
+    #[serde(default)]
+    pub summary: Summary,
+
+    /// One entry per batch started, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batches: Vec<BatchStatus>,
+
+    /// The last verdict of the health gate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthStatus>,
+
+    /// What currently stops progress (pods that cannot be evicted, nodes claimed by another plan…).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blockers: Vec<Blocker>,
+
+    /// Why the plan halted or rolled back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+
+    /// Set when old nodes started being removed at the end of a blue-green plan: the point of no
+    /// return, after which a rollback is no longer possible.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point_of_no_return_at: Option<Time>,
+
+    /// The last decision, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Lifecycle phase of a plan.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Accepted, not started (nothing selected yet, or waiting for another plan).
+    Pending,
+    /// Rolling forward.
+    Progressing,
+    /// `spec.paused` is set; stopped at a safe point.
+    Paused,
+    /// Every selected node runs the target image; old nodes removed.
+    Succeeded,
+    /// Stopped after a failure, nodes left as they were for a person to look (`onFailure`/`onTimeout: Halt`).
+    Halted,
+    /// Undoing: old nodes uncordoned, new nodes being drained and removed.
+    RollingBack,
+    /// Undone: the cluster runs on the old nodes again.
+    RolledBack,
+    /// The plan cannot be carried out as written (see conditions).
+    Failed,
+}
+
+impl Phase {
+    /// Phases in which the plan owns its nodes and may act on them.
+    pub fn is_active(self) -> bool {
+        matches!(self, Phase::Progressing | Phase::Paused | Phase::RollingBack | Phase::Halted)
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
+}
+
+/// Counts for people and printer columns.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    /// Nodes in scope: old nodes when the plan started plus any that joined the pool since.
+    #[serde(default)]
+    pub nodes: u32,
+    /// Old nodes whose batch completed.
+    #[serde(default)]
+    pub updated: u32,
+    /// Batches expected in total (grows if old nodes join the pool).
+    #[serde(default)]
+    pub batches: u32,
+    /// 1-based number of the batch in flight, or of the last one.
+    #[serde(default)]
+    pub current_batch: u32,
+    /// `updated/nodes`, for `kubectl get`.
+    #[serde(default)]
+    pub progress: String,
+    /// `currentBatch/batches`, for `kubectl get`.
+    #[serde(default)]
+    pub batch: String,
+}
+
+/// One batch: K old nodes replaced by K new ones.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchStatus {
+    /// 0-based position of the batch.
+    pub index: u32,
+    /// Where the batch is.
+    pub phase: BatchPhase,
+    /// Old nodes this batch replaces (recorded before any of them is touched).
+    #[serde(default)]
+    pub old_nodes: Vec<String>,
+    /// New nodes this batch provisions (deterministic names: a restart never provisions twice).
+    #[serde(default)]
+    pub new_nodes: Vec<String>,
+    /// When the new nodes were requested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisioned_at: Option<Time>,
+    /// When every new node was Ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_at: Option<Time>,
+    /// When the old nodes were cordoned and the first eviction was due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_started_at: Option<Time>,
+    /// When the last evictable pod left the old nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_completed_at: Option<Time>,
+    /// Start of the current unbroken healthy stretch (reset when the gate stops being Healthy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soak_started_at: Option<Time>,
+    /// When the batch passed (or was rolled back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<Time>,
+    /// Workloads that lost pods to this batch's drain, with their ready count just before it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub displaced: Vec<DisplacedWorkload>,
+    /// Workloads already unhealthy when the batch began: excluded from the gate, listed so a
+    /// pre-existing outage is visible and does not hide a new one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preexisting_unhealthy: Vec<WorkloadRef>,
+}
+
+/// Where a batch is.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum BatchPhase {
+    /// New nodes requested; waiting for them to be Ready.
+    #[default]
+    Provisioning,
+    /// Old nodes cordoned; pods being evicted.
+    Draining,
+    /// Drained; the health gate must stay Healthy for `soak`.
+    Soaking,
+    /// Passed; old nodes being removed (`blueGreen: false`).
+    RemovingOldNodes,
+    /// Passed.
+    Completed,
+    /// Undone by a rollback.
+    RolledBack,
+}
+
+/// A workload (pod controller) that lost pods to a drain.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "camelCase")]
+pub struct DisplacedWorkload {
+    /// The workload.
+    #[serde(flatten)]
+    pub workload: WorkloadRef,
+    /// Ready pods it had just before the drain; the gate waits until it is back to this.
+    pub ready_before: i32,
+}
+
+/// A pod controller, by kind, namespace and name.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadRef {
+    /// Controller kind (ReplicaSet, StatefulSet, DaemonSet, Job…).
+    pub kind: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+impl std::fmt::Display for WorkloadRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+/// The health gate's verdict and its reasons.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthStatus {
+    /// Healthy, Pending (not decided yet) or Unhealthy.
+    pub verdict: Verdict,
+    /// Pods on new nodes the gate counts.
+    #[serde(default)]
+    pub tracked_pods: u32,
+    /// Unhealthy tracked pods tolerated (`maxUnhealthyPods` resolved).
+    #[serde(default)]
+    pub tolerated_unhealthy: u32,
+    /// Unhealthy tracked pods and new nodes (bounded list; see `unhealthyCount` for the total).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unhealthy: Vec<UnhealthyPod>,
+    /// Total unhealthy pods and nodes, including any not listed.
+    #[serde(default)]
+    pub unhealthy_count: u32,
+    /// What the gate still waits for when Pending.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting_for: Vec<String>,
+}
+
+/// Verdict of the health gate.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Verdict {
+    /// Not decided yet: pods still starting or workloads not yet back to their pre-drain count.
+    #[default]
+    Pending,
+    /// Every condition of the gate holds.
+    Healthy,
+    /// A condition failed; see `unhealthy`.
+    Unhealthy,
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
+}
+
+/// An unhealthy pod on a new node, or an unhealthy new node (empty `pod`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct UnhealthyPod {
+    /// Namespace of the pod (empty for a node).
+    #[serde(default)]
+    pub namespace: String,
+    /// Pod name (empty for a node).
+    #[serde(default)]
+    pub pod: String,
+    /// Node.
+    pub node: String,
+    /// Why it counts as unhealthy, in words.
+    pub reason: String,
+    /// Since when (when known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Time>,
+}
+
+/// Something that stops progress.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Blocker {
+    /// Node concerned.
+    pub node: String,
+    /// Pod concerned (`namespace/name`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// What blocks, in words a person can act on.
+    pub reason: String,
+}
+
+/// Why the plan stopped.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Failure {
+    /// Machine-readable reason (same as the condition reason).
+    pub reason: String,
+    /// What happened, in words.
+    pub message: String,
+    /// When it was decided.
+    pub at: Time,
+    /// The batch in flight (0-based), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<u32>,
+}

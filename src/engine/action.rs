@@ -1,0 +1,81 @@
+//! What the engine asks the shell to do, and the decision that carries it.
+//!
+//! Every action is an idempotent intent: executing it twice, or after a crash, is harmless. The
+//! shell writes `Decision::status` first (intent before effect), then executes `actions` in order.
+
+use crate::api::NodeUpdatePlanStatus;
+use k8s_openapi::api::core::v1::Taint;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The engine's answer for one look at the cluster.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    /// Intents, in the order they must be carried out.
+    pub actions: Vec<Action>,
+    /// The complete next status.
+    pub status: NodeUpdatePlanStatus,
+    /// Look again after this long even if nothing changes (a deadline or a retry).
+    pub requeue_after: Option<Duration>,
+}
+
+/// A node to create: everything the provider needs, nothing it must decide.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewNode {
+    /// Deterministic name (plan, attempt, batch, slot): a restart never provisions twice.
+    pub name: String,
+    /// The image to run (`spec.target.image`).
+    pub image: String,
+    /// The old node it replaces.
+    pub replaces: String,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub taints: Vec<Taint>,
+    pub capacity: BTreeMap<String, String>,
+    pub allocatable: BTreeMap<String, String>,
+}
+
+/// Event severity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+/// One idempotent intent.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Mark `node` as belonging to this plan (`molt.dev/claimed-by`), unless it already does.
+    Claim { node: String },
+    /// Remove this plan's claim from `node`.
+    Release { node: String },
+    /// Create a node unless one of that name exists.
+    Provision(NewNode),
+    /// Set `spec.unschedulable` and record `molt.dev/cordoned-by` in the same patch. The shell must
+    /// not touch a node that is already unschedulable (someone else cordoned it).
+    Cordon { node: String },
+    /// Clear `spec.unschedulable` and molt's cordon annotation, only if the annotation names this plan.
+    Uncordon { node: String },
+    /// Evict a pod through the Eviction API with a UID precondition. Never a delete.
+    Evict { namespace: String, pod: String, uid: String, node: String, grace_period_seconds: Option<i64> },
+    /// Remove a node through the provider.
+    RemoveNode { node: String },
+    /// Publish a Kubernetes Event on the plan.
+    Event { type_: EventType, reason: &'static str, note: String },
+}
+
+impl Action {
+    /// The node an action touches, if any.
+    pub fn node(&self) -> Option<&str> {
+        match self {
+            Action::Claim { node }
+            | Action::Release { node }
+            | Action::Cordon { node }
+            | Action::Uncordon { node }
+            | Action::RemoveNode { node }
+            | Action::Evict { node, .. } => Some(node),
+            Action::Provision(n) => Some(&n.name),
+            Action::Event { .. } => None,
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! Rolling back, capacity first: uncordon the old nodes molt cordoned, then cordon, drain and
+//! remove the new nodes. With `blueGreen: false`, batches that already passed stay on the new image.
+
+use super::action::{Action, EventType};
+use super::settings::Settings;
+use super::{drain, Step, RETRY};
+use crate::api::condition::reasons;
+use crate::api::{BatchPhase, Phase};
+use std::collections::BTreeSet;
+
+impl Step<'_> {
+    /// Batches the rollback undoes.
+    fn rolled_back_batches(&self, settings: &Settings) -> Vec<usize> {
+        self.status
+            .batches
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| match b.phase {
+                BatchPhase::RolledBack => false,
+                // Its old nodes are (being) removed: nothing to go back to.
+                BatchPhase::RemovingOldNodes => false,
+                BatchPhase::Completed => settings.blue_green,
+                BatchPhase::Provisioning | BatchPhase::Draining | BatchPhase::Soaking => true,
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    pub(crate) fn rollback(&mut self, settings: &Settings) {
+        self.set_phase(Phase::RollingBack);
+        let me = self.name();
+        let undo = self.rolled_back_batches(settings);
+        let new_nodes: BTreeSet<String> =
+            undo.iter().flat_map(|i| self.status.batches[*i].new_nodes.clone()).collect();
+        let kept: Vec<u32> = self
+            .status
+            .batches
+            .iter()
+            .filter(|b| matches!(b.phase, BatchPhase::Completed | BatchPhase::RemovingOldNodes) && !settings.blue_green)
+            .map(|b| b.index + 1)
+            .collect();
+
+        // 1. Capacity first: every old node this plan cordoned goes back into service.
+        let mut uncordoned = 0;
+        for n in &self.observed.nodes {
+            if n.cordoned_by() == Some(me.as_str()) && !new_nodes.contains(&n.name) && !n.is_control_plane() {
+                self.actions.push(Action::Uncordon { node: n.name.clone() });
+                uncordoned += 1;
+            }
+        }
+
+        // 2. Cordon, drain and remove the new nodes.
+        let existing: Vec<String> = new_nodes.iter().filter(|n| self.observed.node(n).is_some()).cloned().collect();
+        let act = !settings.paused;
+        if act {
+            for name in &existing {
+                if let Some(n) = self.observed.node(name)
+                    && !n.unschedulable
+                {
+                    self.actions.push(Action::Cordon { node: name.clone() });
+                }
+            }
+        }
+        let mut pods_left = 0;
+        for name in &existing {
+            let progress = drain::plan(std::slice::from_ref(name), self.observed, settings, act);
+            self.blockers.extend(progress.blockers.iter().cloned());
+            pods_left += progress.remaining;
+            if progress.complete() {
+                if act && self.observed.node(name).is_some_and(|n| !n.deleting) {
+                    self.actions.push(Action::RemoveNode { node: name.clone() });
+                }
+            } else {
+                self.actions.extend(progress.evictions);
+            }
+        }
+
+        let kept_note = if kept.is_empty() {
+            String::new()
+        } else {
+            let list: Vec<String> = kept.iter().map(u32::to_string).collect();
+            format!("; batches {} already passed and stay on the new image (blueGreen: false)", list.join(", "))
+        };
+        if existing.is_empty() && uncordoned == 0 {
+            let now = self.now_time();
+            for i in &undo {
+                let b = &mut self.status.batches[*i];
+                b.phase = BatchPhase::RolledBack;
+                b.completed_at = Some(now.clone());
+            }
+            self.set_phase(Phase::RolledBack);
+            self.status.completed_at = Some(now);
+            self.status.stopped_generation = Some(self.generation());
+            let why = self.status.failure.as_ref().map(|f| f.message.clone()).unwrap_or_default();
+            self.event(
+                EventType::Normal,
+                reasons::ROLLED_BACK,
+                format!("rolled back: old nodes back in service, new nodes removed{kept_note}"),
+            );
+            self.say(reasons::ROLLED_BACK, format!("rolled back after: {why}{kept_note}"));
+            self.release_claims();
+            return;
+        }
+        self.requeue_within(RETRY);
+        let paused = if act { "" } else { " (paused: no eviction or removal until unpaused)" };
+        self.say(
+            reasons::ROLLING_BACK,
+            format!(
+                "rolling back{paused}: {uncordoned} old nodes to uncordon, {} new nodes to remove ({pods_left} pods still on them){kept_note}",
+                existing.len()
+            ),
+        );
+    }
+}

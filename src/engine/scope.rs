@@ -1,0 +1,100 @@
+//! Which nodes a plan covers, how they are grouped into batches, and what replaces each one.
+
+use super::action::NewNode;
+use super::observed::{NodeView, Observed};
+use super::selector;
+use crate::api::{keys, BatchStatus, NodeUpdatePlan};
+use kube::ResourceExt;
+use std::collections::BTreeSet;
+
+/// Nodes the selector picks, outside the control plane and not being deleted.
+pub fn selected<'a>(plan: &NodeUpdatePlan, observed: &'a Observed) -> Vec<&'a NodeView> {
+    observed
+        .nodes
+        .iter()
+        .filter(|n| !n.is_control_plane() && !n.deleting)
+        .filter(|n| selector::matches(&plan.spec.node_selector, &n.labels))
+        .collect()
+}
+
+/// Selected nodes not yet on the target image (old nodes), by name.
+pub fn old_nodes<'a>(plan: &NodeUpdatePlan, observed: &'a Observed) -> Vec<&'a NodeView> {
+    let mut v: Vec<&NodeView> = selected(plan, observed)
+        .into_iter()
+        .filter(|n| n.image() != Some(plan.spec.target.image.as_str()))
+        .collect();
+    v.sort_by(|a, b| a.name.cmp(&b.name));
+    v
+}
+
+/// Old nodes no batch has taken yet, in the order batches take them: nodes already unschedulable
+/// first (draining them costs no capacity), then by name.
+pub fn untaken<'a>(plan: &NodeUpdatePlan, observed: &'a Observed, batches: &[BatchStatus]) -> Vec<&'a NodeView> {
+    let taken: BTreeSet<&str> = batches.iter().flat_map(|b| b.old_nodes.iter().map(String::as_str)).collect();
+    let mut v: Vec<&NodeView> = old_nodes(plan, observed)
+        .into_iter()
+        .filter(|n| !taken.contains(n.name.as_str()))
+        .collect();
+    v.sort_by(|a, b| (!a.unschedulable, &a.name).cmp(&(!b.unschedulable, &b.name)));
+    v
+}
+
+/// Deterministic name of the node that fills `slot` of `batch` in `attempt`: the same inputs
+/// always give the same name, so a restart finds the node instead of provisioning another.
+pub fn new_node_name(plan: &NodeUpdatePlan, attempt: u32, batch: u32, slot: usize) -> String {
+    let name = plan.name_any();
+    let mut prefix: String = name.chars().take(30).collect();
+    while prefix.ends_with(['-', '.']) {
+        prefix.pop();
+    }
+    let uid: String = plan
+        .uid()
+        .unwrap_or_default()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(5)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let uid = if uid.is_empty() { "0".to_string() } else { uid };
+    format!("{prefix}-{uid}-a{attempt}b{batch}n{slot}")
+}
+
+/// The node that replaces `old`: its labels, taints and capacity, plus the template and molt's marks.
+pub fn replacement(plan: &NodeUpdatePlan, old: &NodeView, name: String, batch: u32) -> NewNode {
+    let target = plan.spec.target.image.clone();
+    let template = plan.spec.provider.kwok.as_ref().map(|k| k.node_template.clone()).unwrap_or_default();
+    let mut labels = old.labels.clone();
+    for k in keys::NODE_IDENTITY_LABELS {
+        labels.remove(k);
+    }
+    labels.extend(template.labels.clone());
+    labels.insert(keys::IMAGE_LABEL.into(), target.clone());
+    labels.insert(keys::PLAN_LABEL.into(), plan.name_any());
+    let mut taints: Vec<_> = old
+        .taints
+        .iter()
+        .filter(|t| !t.key.starts_with("node.kubernetes.io/") && !t.key.starts_with("node.cloudprovider.kubernetes.io/"))
+        .cloned()
+        .collect();
+    for t in template.taints {
+        if !taints.iter().any(|x| x.key == t.key && x.effect == t.effect) {
+            taints.push(t);
+        }
+    }
+    let annotations = [
+        (keys::REPLACES_ANNOTATION.to_string(), old.name.clone()),
+        (keys::BATCH_ANNOTATION.to_string(), batch.to_string()),
+    ]
+    .into_iter()
+    .collect();
+    NewNode {
+        name,
+        image: target,
+        replaces: old.name.clone(),
+        labels,
+        annotations,
+        taints,
+        capacity: old.capacity.clone(),
+        allocatable: old.allocatable.clone(),
+    }
+}
