@@ -3,9 +3,12 @@
 //! The CRD in `crds/` is generated from these types (`molt crd`). Every rule a person can break is
 //! checked at admission by the schema itself (OpenAPI + CEL), with a message that says how to fix it.
 
+// `printcolumn(type_ = ...)` repeats by design; clippy reads the derive arguments as duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
+use k8s_openapi::api::core::v1::Taint;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use k8s_openapi::api::core::v1::Taint;
 use kube::core::Duration;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -13,7 +16,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// CEL: a Go duration string (`30s`, `5m`, `1h30m`), no sign.
-const DURATION_RULE: &str = "self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || self == '0'";
+const DURATION_RULE: &str =
+    "self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || self == '0'";
 /// CEL: a strictly positive Go duration.
 const POSITIVE_DURATION_RULE: &str =
     "self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) > duration('0s')";
@@ -30,12 +34,42 @@ const POSITIVE_DURATION_RULE: &str =
     category = "molt",
     status = "NodeUpdatePlanStatus",
     doc = "A NodeUpdatePlan rolls a new OS image through the nodes it selects: new nodes first, old nodes cordoned and drained through the Eviction API, the moved workloads health-gated, batch by batch; it halts or rolls back the moment workload health degrades.",
-    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase", description = "Lifecycle phase of the plan"),
-    printcolumn(name = "Updated", type_ = "string", json_path = ".status.summary.progress", description = "Old nodes replaced / nodes in scope"),
-    printcolumn(name = "Batch", type_ = "string", json_path = ".status.summary.batch", description = "Current batch / batches"),
-    printcolumn(name = "Health", type_ = "string", json_path = ".status.health.verdict", description = "Verdict of the health gate"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
-    printcolumn(name = "Message", type_ = "string", json_path = ".status.message", priority = 1, description = "The last decision, in words")
+    printcolumn(
+        name = "Phase",
+        type_ = "string",
+        json_path = ".status.phase",
+        description = "Lifecycle phase of the plan"
+    ),
+    printcolumn(
+        name = "Updated",
+        type_ = "string",
+        json_path = ".status.summary.progress",
+        description = "Old nodes replaced / nodes in scope"
+    ),
+    printcolumn(
+        name = "Batch",
+        type_ = "string",
+        json_path = ".status.summary.batch",
+        description = "Current batch / batches"
+    ),
+    printcolumn(
+        name = "Health",
+        type_ = "string",
+        json_path = ".status.health.verdict",
+        description = "Verdict of the health gate"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
+    printcolumn(
+        name = "Message",
+        type_ = "string",
+        json_path = ".status.message",
+        priority = 1,
+        description = "The last decision, in words"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct NodeUpdatePlanSpec {
@@ -128,7 +162,7 @@ pub struct Strategy {
     /// when the plan started (`25%`, rounded up, at least one node).
     #[serde(default = "default_batch_size")]
     #[x_kube(validation = kube::core::Rule::new(
-        "type(self) == int ? self >= 1 : self.matches('^(100|[1-9][0-9]?)%$')"
+        "string(self).matches('^([1-9][0-9]*|(100|[1-9][0-9]?)%)$')"
     ).message("batchSize must be a whole number of nodes >= 1 or a percentage from 1% to 100%, such as 25%"))]
     pub batch_size: IntOrString,
 
@@ -145,7 +179,11 @@ pub struct Strategy {
 
 impl Default for Strategy {
     fn default() -> Self {
-        Self { batch_size: default_batch_size(), canary: None, blue_green: true }
+        Self {
+            batch_size: default_batch_size(),
+            canary: None,
+            blue_green: true,
+        }
     }
 }
 
@@ -256,7 +294,7 @@ pub struct HealthSpec {
     /// Tracked pods tolerated unhealthy: a whole number (>= 0) or a percentage of tracked pods (`10%`, rounded down).
     #[serde(default = "default_max_unhealthy")]
     #[x_kube(validation = kube::core::Rule::new(
-        "type(self) == int ? self >= 0 : self.matches('^(100|[1-9]?[0-9])%$')"
+        "string(self).matches('^([0-9]+|(100|[1-9]?[0-9])%)$')"
     ).message("maxUnhealthyPods must be a whole number >= 0 or a percentage from 0% to 100%, such as 10%"))]
     pub max_unhealthy_pods: IntOrString,
 
@@ -403,7 +441,10 @@ pub enum Phase {
 impl Phase {
     /// Phases in which the plan owns its nodes and may act on them.
     pub fn is_active(self) -> bool {
-        matches!(self, Phase::Progressing | Phase::Paused | Phase::RollingBack | Phase::Halted)
+        matches!(
+            self,
+            Phase::Progressing | Phase::Paused | Phase::RollingBack | Phase::Halted
+        )
     }
 }
 
@@ -508,7 +549,9 @@ pub struct DisplacedWorkload {
 }
 
 /// A pod controller, by kind, namespace and name.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkloadRef {
     /// Controller kind (ReplicaSet, StatefulSet, DaemonSet, Job…).

@@ -57,11 +57,21 @@ pub enum Action {
     /// Clear `spec.unschedulable` and molt's cordon annotation, only if the annotation names this plan.
     Uncordon { node: String },
     /// Evict a pod through the Eviction API with a UID precondition. Never a delete.
-    Evict { namespace: String, pod: String, uid: String, node: String, grace_period_seconds: Option<i64> },
+    Evict {
+        namespace: String,
+        pod: String,
+        uid: String,
+        node: String,
+        grace_period_seconds: Option<i64>,
+    },
     /// Remove a node through the provider.
     RemoveNode { node: String },
     /// Publish a Kubernetes Event on the plan.
-    Event { type_: EventType, reason: &'static str, note: String },
+    Event {
+        type_: EventType,
+        reason: &'static str,
+        note: String,
+    },
 }
 
 impl Action {

@@ -14,10 +14,14 @@ pub fn cleanup(plan: &NodeUpdatePlan, observed: &Observed) -> Vec<Action> {
     let mut actions = vec![];
     for n in &observed.nodes {
         if n.cordoned_by() == Some(me.as_str()) {
-            actions.push(Action::Uncordon { node: n.name.clone() });
+            actions.push(Action::Uncordon {
+                node: n.name.clone(),
+            });
         }
         if n.claimed_by() == Some(me.as_str()) {
-            actions.push(Action::Release { node: n.name.clone() });
+            actions.push(Action::Release {
+                node: n.name.clone(),
+            });
         }
     }
     actions

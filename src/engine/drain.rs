@@ -57,7 +57,9 @@ pub fn classify(pod: &PodView, node: Option<&NodeView>, rules: &Settings) -> Dis
             "has no controller, so nothing would recreate it; set drain.unmanagedPods: Evict to evict it anyway".into(),
         );
     }
-    Disposition::Evict { checks_pdb: pod.phase != PodPhase::Pending }
+    Disposition::Evict {
+        checks_pdb: pod.phase != PodPhase::Pending,
+    }
 }
 
 /// The state of a drain over a set of nodes, and the evictions to issue now.
@@ -77,6 +79,8 @@ pub struct DrainProgress {
     pub blocked_by_pod: bool,
     /// Nodes whose pods have not been observed yet.
     pub unobserved: Vec<String>,
+    /// Pods still to leave, per node (observed nodes only).
+    pub remaining_on: BTreeMap<String, usize>,
 }
 
 impl DrainProgress {
@@ -84,13 +88,25 @@ impl DrainProgress {
     pub fn complete(&self) -> bool {
         self.remaining == 0 && self.unobserved.is_empty()
     }
+
+    /// Nodes among those planned that exist, were observed and have nothing left to drain.
+    pub fn drained_nodes(&self) -> impl Iterator<Item = &str> {
+        self.remaining_on
+            .iter()
+            .filter(|(_, n)| **n == 0)
+            .map(|(k, _)| k.as_str())
+    }
 }
 
 /// Matching PDBs for a pod.
 fn pdbs_for<'a>(pod: &PodView, pdbs: &'a [PdbView]) -> Vec<&'a PdbView> {
     pdbs.iter()
         .filter(|p| p.namespace == pod.namespace)
-        .filter(|p| p.selector.as_ref().is_some_and(|s| selector::matches(s, &pod.labels)))
+        .filter(|p| {
+            p.selector
+                .as_ref()
+                .is_some_and(|s| selector::matches(s, &pod.labels))
+        })
         .collect()
 }
 
@@ -113,11 +129,16 @@ pub fn plan(nodes: &[String], observed: &Observed, rules: &Settings, evict: bool
             progress.unobserved.push(node_name.clone());
             continue;
         }
+        let before = progress.remaining;
         let mut pods: Vec<&PodView> = observed.pods_on(node_name).collect();
         pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-        let dispositions: Vec<(&PodView, Disposition)> =
-            pods.into_iter().map(|p| (p, classify(p, node, rules))).collect();
-        let node_refused = dispositions.iter().any(|(_, d)| matches!(d, Disposition::Refuse(_)));
+        let dispositions: Vec<(&PodView, Disposition)> = pods
+            .into_iter()
+            .map(|p| (p, classify(p, node, rules)))
+            .collect();
+        let node_refused = dispositions
+            .iter()
+            .any(|(_, d)| matches!(d, Disposition::Refuse(_)));
         for (pod, disposition) in dispositions {
             match disposition {
                 Disposition::Skip(_) => {}
@@ -141,7 +162,7 @@ pub fn plan(nodes: &[String], observed: &Observed, rules: &Settings, evict: bool
                     }
                     if checks_pdb {
                         let matching = pdbs_for(pod, &observed.pdbs);
-                        if let Some(reason) = pdb_refusal(&matching, &budget) {
+                        if let Some(reason) = pdb_refusal(pod, &matching, &budget) {
                             progress.blocked_by_pdb = true;
                             progress.blockers.push(Blocker {
                                 node: node_name.clone(),
@@ -153,25 +174,32 @@ pub fn plan(nodes: &[String], observed: &Observed, rules: &Settings, evict: bool
                         if progress.evictions.len() >= EVICTIONS_PER_PASS || !evict {
                             continue;
                         }
-                        for p in &matching {
-                            if let Some(b) = budget.get_mut(&(p.namespace.clone(), p.name.clone())) {
-                                *b -= 1;
+                        // Evicting a pod that is not Ready costs the budget nothing (IfHealthyBudget).
+                        if pod.ready {
+                            for p in &matching {
+                                if let Some(b) =
+                                    budget.get_mut(&(p.namespace.clone(), p.name.clone()))
+                                {
+                                    *b -= 1;
+                                }
                             }
                         }
                     } else if progress.evictions.len() >= EVICTIONS_PER_PASS || !evict {
                         continue;
                     }
-                    if let Some(f) = observed
-                        .eviction_feedback
-                        .iter()
-                        .find(|f| f.uid == pod.uid && f.namespace == pod.namespace && f.pod == pod.name)
-                    {
-                        let (EvictionOutcome::Blocked(msg) | EvictionOutcome::Refused(msg)) = &f.outcome;
+                    if let Some(f) = observed.eviction_feedback.iter().find(|f| {
+                        f.uid == pod.uid && f.namespace == pod.namespace && f.pod == pod.name
+                    }) {
+                        let (EvictionOutcome::Blocked(msg) | EvictionOutcome::Refused(msg)) =
+                            &f.outcome;
                         progress.blocked_by_pdb |= matches!(f.outcome, EvictionOutcome::Blocked(_));
                         progress.blockers.push(Blocker {
                             node: node_name.clone(),
                             pod: Some(pod.key()),
-                            reason: format!("pod {}: the API server refused the eviction: {msg}", pod.key()),
+                            reason: format!(
+                                "pod {}: the API server refused the eviction: {msg}",
+                                pod.key()
+                            ),
                         });
                     }
                     progress.evictions.push(Action::Evict {
@@ -184,12 +212,23 @@ pub fn plan(nodes: &[String], observed: &Observed, rules: &Settings, evict: bool
                 }
             }
         }
+        progress
+            .remaining_on
+            .insert(node_name.clone(), progress.remaining - before);
     }
     progress
 }
 
 /// Why the PDBs selecting a pod refuse its eviction right now, if they do.
-fn pdb_refusal(matching: &[&PdbView], budget: &BTreeMap<(String, String), i32>) -> Option<String> {
+///
+/// As the API server's default `IfHealthyBudget` policy: a Ready pod needs a disruption the budget
+/// still allows; a running pod that is not Ready may go while the budget's healthy pods are at least
+/// its desired count, and costs nothing (it is not counted healthy).
+fn pdb_refusal(
+    pod: &PodView,
+    matching: &[&PdbView],
+    budget: &BTreeMap<(String, String), i32>,
+) -> Option<String> {
     match matching {
         [] => None,
         [pdb] => {
@@ -199,8 +238,17 @@ fn pdb_refusal(matching: &[&PdbView], budget: &BTreeMap<(String, String), i32>) 
                     pdb.name
                 ));
             }
-            let left = budget.get(&(pdb.namespace.clone(), pdb.name.clone())).copied().unwrap_or(0);
-            (left <= 0).then(|| {
+            let left = budget
+                .get(&(pdb.namespace.clone(), pdb.name.clone()))
+                .copied()
+                .unwrap_or(0);
+            let spent = pdb.disruptions_allowed - left;
+            let allowed = if pod.ready {
+                left > 0
+            } else {
+                pdb.current_healthy - spent >= pdb.desired_healthy
+            };
+            (!allowed).then(|| {
                 format!(
                     "PDB {} allows {} disruptions (needs {} healthy, has {})",
                     pdb.name,
@@ -213,7 +261,10 @@ fn pdb_refusal(matching: &[&PdbView], budget: &BTreeMap<(String, String), i32>) 
         many => Some(format!(
             "selected by {} PDBs ({}); the API server refuses to evict a pod that more than one PDB selects",
             many.len(),
-            many.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+            many.iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
     }
 }

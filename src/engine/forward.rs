@@ -3,11 +3,11 @@
 use super::action::{Action, EventType};
 use super::health::{self, Gate, MAX_LISTED};
 use super::settings::Settings;
-use super::{drain, scope, Step, RETRY};
+use super::{RETRY, Step, drain, scope};
 use crate::api::condition::reasons;
 use crate::api::{
-    BatchPhase, BatchStatus, DisplacedWorkload, DrainTimeoutPolicy, Failure, FailurePolicy, HealthStatus, Phase,
-    Verdict,
+    BatchPhase, BatchStatus, DisplacedWorkload, DrainTimeoutPolicy, Failure, FailurePolicy,
+    HealthStatus, Phase, Verdict,
 };
 use std::collections::BTreeSet;
 
@@ -43,7 +43,15 @@ impl Step<'_> {
             .iter()
             .filter_map(|n| self.observed.node(n))
             .filter_map(|n| n.claimed_by().map(|c| (n.name.clone(), c.to_string())))
-            .filter(|(_, owner)| *owner != me && self.observed.other_plans.get(owner).copied().unwrap_or(false))
+            .filter(|(_, owner)| {
+                *owner != me
+                    && self
+                        .observed
+                        .other_plans
+                        .get(owner)
+                        .copied()
+                        .unwrap_or(false)
+            })
             .collect()
     }
 
@@ -70,7 +78,10 @@ impl Step<'_> {
             );
             return;
         }
-        let old: Vec<String> = scope::old_nodes(self.plan, self.observed).iter().map(|n| n.name.clone()).collect();
+        let old: Vec<String> = scope::old_nodes(self.plan, self.observed)
+            .iter()
+            .map(|n| n.name.clone())
+            .collect();
         let names: Vec<&str> = old.iter().map(String::as_str).collect();
         let conflicts = self.claimed_elsewhere(&names);
         if !conflicts.is_empty() {
@@ -100,14 +111,27 @@ impl Step<'_> {
             self.event(
                 EventType::Normal,
                 reasons::SUCCEEDED,
-                format!("all {} selected nodes already run {}", selected.len(), self.plan.spec.target.image),
+                format!(
+                    "all {} selected nodes already run {}",
+                    selected.len(),
+                    self.plan.spec.target.image
+                ),
             );
-            self.say(reasons::SUCCEEDED, format!("all {} selected nodes already run the target image", selected.len()));
+            self.say(
+                reasons::SUCCEEDED,
+                format!(
+                    "all {} selected nodes already run the target image",
+                    selected.len()
+                ),
+            );
             return;
         }
         if settings.paused {
             self.set_phase(Phase::Paused);
-            self.say(reasons::PAUSED, "paused before starting: no node has been touched");
+            self.say(
+                reasons::PAUSED,
+                "paused before starting: no node has been touched",
+            );
             return;
         }
         self.set_phase(Phase::Progressing);
@@ -130,20 +154,40 @@ impl Step<'_> {
     /// One step forward, from wherever the plan is.
     pub(crate) fn forward(&mut self, settings: &Settings) {
         self.set_phase(Phase::Progressing);
-        let gate = health::evaluate(settings, &self.plan.spec.health, self.observed, &self.status.batches, self.now);
+        let gate = health::evaluate(
+            settings,
+            &self.plan.spec.health,
+            self.observed,
+            &self.status.batches,
+            self.now,
+        );
         self.record_health(&gate);
         if gate.verdict == Verdict::Unhealthy && self.status.point_of_no_return_at.is_none() {
-            let reason = if gate.failures.iter().any(|f| f.pod.is_empty() && !f.node.is_empty()) {
+            let reason = if gate
+                .failures
+                .iter()
+                .any(|f| f.pod.is_empty() && !f.node.is_empty())
+            {
                 reasons::NODE_FAILED
             } else {
                 reasons::HEALTH_GATE_FAILED
             };
-            return self.stop(settings, settings.on_failure.into(), reason, gate.describe());
+            return self.stop(
+                settings,
+                settings.on_failure.into(),
+                reason,
+                gate.describe(),
+            );
         }
         if let Some(at) = gate.next_deadline {
             self.requeue_at(at);
         }
-        match self.status.batches.iter().rposition(|b| b.phase != BatchPhase::Completed) {
+        match self
+            .status
+            .batches
+            .iter()
+            .rposition(|b| b.phase != BatchPhase::Completed)
+        {
             Some(i) => match self.status.batches[i].phase {
                 BatchPhase::Provisioning => self.provisioning(settings, i),
                 BatchPhase::Draining => self.draining(settings, i),
@@ -160,7 +204,12 @@ impl Step<'_> {
     }
 
     fn record_health(&mut self, gate: &Gate) {
-        let mut unhealthy: Vec<_> = gate.failures.iter().chain(&gate.unhealthy_pods).cloned().collect();
+        let mut unhealthy: Vec<_> = gate
+            .failures
+            .iter()
+            .chain(&gate.unhealthy_pods)
+            .cloned()
+            .collect();
         let count = unhealthy.len() as u32;
         unhealthy.truncate(MAX_LISTED);
         let mut waiting = gate.waiting_for.clone();
@@ -177,11 +226,31 @@ impl Step<'_> {
 
     /// Stop going forward: halt in place or roll back. Forward actions planned in this step are
     /// dropped, so nothing toward the target follows the decision.
-    pub(crate) fn stop(&mut self, settings: &Settings, how: Stop, reason: &'static str, message: String) {
-        self.actions.retain(|a| matches!(a, Action::Claim { .. } | Action::Release { .. } | Action::Uncordon { .. }));
-        let batch = self.status.batches.iter().rposition(|b| b.phase != BatchPhase::Completed).map(|i| i as u32);
-        self.status.failure =
-            Some(Failure { reason: reason.into(), message: message.clone(), at: self.now_time(), batch });
+    pub(crate) fn stop(
+        &mut self,
+        settings: &Settings,
+        how: Stop,
+        reason: &'static str,
+        message: String,
+    ) {
+        self.actions.retain(|a| {
+            matches!(
+                a,
+                Action::Claim { .. } | Action::Release { .. } | Action::Uncordon { .. }
+            )
+        });
+        let batch = self
+            .status
+            .batches
+            .iter()
+            .rposition(|b| b.phase != BatchPhase::Completed)
+            .map(|i| i as u32);
+        self.status.failure = Some(Failure {
+            reason: reason.into(),
+            message: message.clone(),
+            at: self.now_time(),
+            batch,
+        });
         self.event(EventType::Warning, reason, message.clone());
         match how {
             Stop::Halt => {
@@ -207,7 +276,11 @@ impl Step<'_> {
     }
 
     fn batch_label(&self, i: usize) -> String {
-        format!("batch {}/{}", i + 1, self.status.summary.batches.max(i as u32 + 1))
+        format!(
+            "batch {}/{}",
+            i + 1,
+            self.status.summary.batches.max(i as u32 + 1)
+        )
     }
 
     /// Waiting for the batch's new nodes; Provision any that do not exist yet.
@@ -245,12 +318,20 @@ impl Step<'_> {
             b.new_nodes = pairs.iter().map(|p| p.1.clone()).collect();
         }
         let batch = self.status.batches[i].clone();
-        let ready = batch.new_nodes.iter().filter(|n| self.observed.node(n).is_some_and(|n| n.is_ready())).count();
+        let ready = batch
+            .new_nodes
+            .iter()
+            .filter(|n| self.observed.node(n).is_some_and(|n| n.is_ready()))
+            .count();
         if ready < batch.new_nodes.len() {
             let label = self.batch_label(i);
             self.say(
                 reasons::PROVISIONING,
-                format!("{label}: {ready}/{} new nodes Ready ({})", batch.new_nodes.len(), batch.new_nodes.join(", ")),
+                format!(
+                    "{label}: {ready}/{} new nodes Ready ({})",
+                    batch.new_nodes.len(),
+                    batch.new_nodes.join(", ")
+                ),
             );
             return;
         }
@@ -259,7 +340,11 @@ impl Step<'_> {
             self.event(
                 EventType::Normal,
                 reasons::NODES_READY,
-                format!("{}: new nodes {} are Ready", self.batch_label(i), batch.new_nodes.join(", ")),
+                format!(
+                    "{}: new nodes {} are Ready",
+                    self.batch_label(i),
+                    batch.new_nodes.join(", ")
+                ),
             );
         }
         self.start_drain(settings, i);
@@ -269,17 +354,28 @@ impl Step<'_> {
     fn start_drain(&mut self, settings: &Settings, i: usize) {
         let label = self.batch_label(i);
         if settings.paused {
-            self.say(reasons::PAUSED, format!("{label}: new nodes Ready; old nodes not cordoned while paused"));
+            self.say(
+                reasons::PAUSED,
+                format!("{label}: new nodes Ready; old nodes not cordoned while paused"),
+            );
             return;
         }
         let old: Vec<String> = self.status.batches[i].old_nodes.clone();
         let unobserved: Vec<&String> = old
             .iter()
-            .filter(|n| self.observed.node(n).is_some() && !self.observed.pods_observed_on.contains(*n))
+            .filter(|n| {
+                self.observed.node(n).is_some() && !self.observed.pods_observed_on.contains(*n)
+            })
             .collect();
         if !unobserved.is_empty() {
             let list: Vec<&str> = unobserved.iter().map(|s| s.as_str()).collect();
-            self.say(reasons::OBSERVING, format!("{label}: waiting to observe the pods on {}", list.join(", ")));
+            self.say(
+                reasons::OBSERVING,
+                format!(
+                    "{label}: waiting to observe the pods on {}",
+                    list.join(", ")
+                ),
+            );
             self.requeue_within(RETRY);
             return;
         }
@@ -287,11 +383,21 @@ impl Step<'_> {
         for node in &old {
             let view = self.observed.node(node);
             for pod in self.observed.pods_on(node) {
-                if !matches!(drain::classify(pod, view, settings), drain::Disposition::Evict { .. }) {
+                if !matches!(
+                    drain::classify(pod, view, settings),
+                    drain::Disposition::Evict { .. }
+                ) {
                     continue;
                 }
-                if let Some(w) = pod.controller.as_ref().and_then(|c| self.observed.workload(c)) {
-                    displaced.insert(DisplacedWorkload { workload: w.workload.clone(), ready_before: w.ready });
+                if let Some(w) = pod
+                    .controller
+                    .as_ref()
+                    .and_then(|c| self.observed.workload(c))
+                {
+                    displaced.insert(DisplacedWorkload {
+                        workload: w.workload.clone(),
+                        ready_before: w.ready,
+                    });
                 }
             }
         }
@@ -300,7 +406,11 @@ impl Step<'_> {
         batch.displaced = displaced.into_iter().take(100).collect();
         batch.drain_started_at = Some(now);
         batch.phase = BatchPhase::Draining;
-        self.event(EventType::Normal, reasons::DRAINING, format!("{label}: cordoning and draining {}", old.join(", ")));
+        self.event(
+            EventType::Normal,
+            reasons::DRAINING,
+            format!("{label}: cordoning and draining {}", old.join(", ")),
+        );
         self.draining(settings, i);
     }
 
@@ -328,31 +438,66 @@ impl Step<'_> {
             b.drain_completed_at = Some(now);
             b.phase = BatchPhase::Soaking;
             b.soak_started_at = None;
-            self.event(EventType::Normal, reasons::DRAIN_COMPLETED, format!("{label}: {} drained", batch.old_nodes.join(", ")));
-            let gate = health::evaluate(settings, &self.plan.spec.health, self.observed, &self.status.batches, self.now);
+            self.event(
+                EventType::Normal,
+                reasons::DRAIN_COMPLETED,
+                format!("{label}: {} drained", batch.old_nodes.join(", ")),
+            );
+            let gate = health::evaluate(
+                settings,
+                &self.plan.spec.health,
+                self.observed,
+                &self.status.batches,
+                self.now,
+            );
             self.record_health(&gate);
             return self.soaking(settings, i, &gate);
         }
         let started = batch.drain_started_at.as_ref().map_or(self.now, |t| t.0);
         let deadline = health_add(started, settings.drain_timeout);
-        let blockers: Vec<String> = progress.blockers.iter().take(3).map(|b| b.reason.clone()).collect();
+        let blockers: Vec<String> = progress
+            .blockers
+            .iter()
+            .take(3)
+            .map(|b| b.reason.clone())
+            .collect();
         if self.now >= deadline {
             let message = format!(
                 "{label}: the drain of {} did not finish within {} (drain.timeout); {} pods left{}",
                 batch.old_nodes.join(", "),
                 health::human(settings.drain_timeout),
                 progress.remaining,
-                if blockers.is_empty() { String::new() } else { format!("; {}", blockers.join("; ")) }
+                if blockers.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {}", blockers.join("; "))
+                }
             );
-            return self.stop(settings, settings.on_timeout.into(), reasons::DRAIN_TIMEOUT, message);
+            return self.stop(
+                settings,
+                settings.on_timeout.into(),
+                reasons::DRAIN_TIMEOUT,
+                message,
+            );
         }
         self.requeue_at(deadline);
-        if !progress.blockers.is_empty() || progress.terminating > 0 || !progress.evictions.is_empty() {
+        if !progress.blockers.is_empty()
+            || progress.terminating > 0
+            || !progress.evictions.is_empty()
+        {
             self.requeue_within(RETRY);
         }
         if !was_blocked && !progress.blockers.is_empty() {
-            let reason = if progress.blocked_by_pdb { reasons::DRAIN_BLOCKED_BY_PDB } else { reasons::DRAIN_BLOCKED_BY_POD };
-            self.event(EventType::Warning, reason, format!("{label}: {}", blockers.join("; ")));
+            let reason = if progress.blocked_by_pdb {
+                reasons::DRAIN_BLOCKED_BY_PDB
+            } else {
+                reasons::DRAIN_BLOCKED_BY_POD
+            };
+            self.event(
+                EventType::Warning,
+                reason,
+                format!("{label}: {}", blockers.join("; ")),
+            );
         }
         let mut msg = format!(
             "{label}: draining {}: {} pods to go ({} terminating, {} evictions issued now)",
@@ -365,7 +510,10 @@ impl Step<'_> {
             msg.push_str(&format!("; blocked: {}", blockers.join("; ")));
         }
         if !progress.unobserved.is_empty() {
-            msg.push_str(&format!("; waiting to observe the pods on {}", progress.unobserved.join(", ")));
+            msg.push_str(&format!(
+                "; waiting to observe the pods on {}",
+                progress.unobserved.join(", ")
+            ));
             self.requeue_within(RETRY);
         }
         self.say(reasons::DRAINING, msg);
@@ -376,7 +524,14 @@ impl Step<'_> {
         let label = self.batch_label(i);
         if gate.verdict != Verdict::Healthy {
             self.status.batches[i].soak_started_at = None;
-            self.say(reasons::SOAKING, format!("{label}: soaking, health {}: {}", gate.verdict, gate.describe()));
+            self.say(
+                reasons::SOAKING,
+                format!(
+                    "{label}: soaking, health {}: {}",
+                    gate.verdict,
+                    gate.describe()
+                ),
+            );
             return;
         }
         let since = match &self.status.batches[i].soak_started_at {
@@ -391,11 +546,18 @@ impl Step<'_> {
             self.requeue_at(done_at);
             self.say(
                 reasons::SOAKING,
-                format!("{label}: soaking, healthy since {since}; passes at {done_at} ({})", gate.describe()),
+                format!(
+                    "{label}: soaking, healthy since {since}; passes at {done_at} ({})",
+                    gate.describe()
+                ),
             );
             return;
         }
-        self.event(EventType::Normal, reasons::HEALTH_GATE_PASSED, format!("{label}: healthy for {}", health::human(settings.soak)));
+        self.event(
+            EventType::Normal,
+            reasons::HEALTH_GATE_PASSED,
+            format!("{label}: healthy for {}", health::human(settings.soak)),
+        );
         if settings.blue_green {
             self.complete_batch(i);
             self.next_batch(settings);
@@ -404,7 +566,10 @@ impl Step<'_> {
             self.event(
                 EventType::Normal,
                 reasons::REMOVING_OLD_NODES,
-                format!("{label}: removing old nodes {}", self.status.batches[i].old_nodes.join(", ")),
+                format!(
+                    "{label}: removing old nodes {}",
+                    self.status.batches[i].old_nodes.join(", ")
+                ),
             );
             self.removing(settings, i);
         }
@@ -417,13 +582,21 @@ impl Step<'_> {
         b.phase = BatchPhase::Completed;
         b.completed_at = Some(now);
         let nodes = b.old_nodes.join(", ");
-        self.event(EventType::Normal, reasons::BATCH_COMPLETED, format!("{label} passed: {nodes} replaced"));
+        self.event(
+            EventType::Normal,
+            reasons::BATCH_COMPLETED,
+            format!("{label} passed: {nodes} replaced"),
+        );
     }
 
     /// Remove old nodes once they are drained (they may have taken pods again if someone uncordoned them).
     /// Returns whether all of them are gone.
     fn remove_old(&mut self, settings: &Settings, nodes: &[String]) -> bool {
-        let existing: Vec<String> = nodes.iter().filter(|n| self.observed.node(n).is_some()).cloned().collect();
+        let existing: Vec<String> = nodes
+            .iter()
+            .filter(|n| self.observed.node(n).is_some())
+            .cloned()
+            .collect();
         if existing.is_empty() {
             return true;
         }
@@ -437,15 +610,14 @@ impl Step<'_> {
                 self.actions.push(Action::Cordon { node: name.clone() });
             }
         }
-        for name in &existing {
-            let progress = drain::plan(std::slice::from_ref(name), self.observed, settings, true);
-            self.blockers.extend(progress.blockers.iter().cloned());
-            if progress.complete() {
-                if self.observed.node(name).is_some_and(|n| !n.deleting) {
-                    self.actions.push(Action::RemoveNode { node: name.clone() });
-                }
-            } else {
-                self.actions.extend(progress.evictions);
+        let progress = drain::plan(&existing, self.observed, settings, true);
+        self.blockers.extend(progress.blockers.iter().cloned());
+        self.actions.extend(progress.evictions.iter().cloned());
+        for name in progress.drained_nodes() {
+            if self.observed.node(name).is_some_and(|n| !n.deleting) {
+                self.actions.push(Action::RemoveNode {
+                    node: name.to_string(),
+                });
             }
         }
         self.requeue_within(RETRY);
@@ -459,7 +631,10 @@ impl Step<'_> {
             self.complete_batch(i);
             self.next_batch(settings);
         } else {
-            self.say(reasons::REMOVING_OLD_NODES, format!("{label}: removing old nodes {}", old.join(", ")));
+            self.say(
+                reasons::REMOVING_OLD_NODES,
+                format!("{label}: removing old nodes {}", old.join(", ")),
+            );
         }
     }
 
@@ -469,7 +644,9 @@ impl Step<'_> {
         let untaken: Vec<String> = scope::untaken(self.plan, self.observed, &self.status.batches)
             .into_iter()
             .filter(|n| {
-                n.claimed_by().is_none_or(|c| c == me || !self.observed.other_plans.get(c).copied().unwrap_or(false))
+                n.claimed_by().is_none_or(|c| {
+                    c == me || !self.observed.other_plans.get(c).copied().unwrap_or(false)
+                })
             })
             .map(|n| n.name.clone())
             .collect();
@@ -487,7 +664,10 @@ impl Step<'_> {
         if !leftover.is_empty() {
             if self.status.point_of_no_return_at.is_none() {
                 if settings.paused {
-                    self.say(reasons::PAUSED, "every batch passed; old nodes are kept while paused");
+                    self.say(
+                        reasons::PAUSED,
+                        "every batch passed; old nodes are kept while paused",
+                    );
                     return;
                 }
                 self.status.point_of_no_return_at = Some(self.now_time());
@@ -500,7 +680,10 @@ impl Step<'_> {
             self.remove_old(settings, &leftover);
             self.say(
                 reasons::POINT_OF_NO_RETURN,
-                format!("every batch passed; removing old nodes {} (point of no return)", leftover.join(", ")),
+                format!(
+                    "every batch passed; removing old nodes {} (point of no return)",
+                    leftover.join(", ")
+                ),
             );
             return;
         }
@@ -510,23 +693,33 @@ impl Step<'_> {
         self.event(
             EventType::Normal,
             reasons::SUCCEEDED,
-            format!("all {n} nodes replaced by nodes running {}", self.plan.spec.target.image),
+            format!(
+                "all {n} nodes replaced by nodes running {}",
+                self.plan.spec.target.image
+            ),
         );
-        self.say(reasons::SUCCEEDED, format!("all {n} nodes run {}", self.plan.spec.target.image));
+        self.say(
+            reasons::SUCCEEDED,
+            format!("all {n} nodes run {}", self.plan.spec.target.image),
+        );
         self.release_claims();
     }
 
     fn start_batch(&mut self, settings: &Settings, untaken: Vec<String>) {
         let index = self.status.batches.len() as u32;
         if settings.paused {
-            self.say(reasons::PAUSED, format!("{} nodes left; no new batch while paused", untaken.len()));
+            self.say(
+                reasons::PAUSED,
+                format!("{} nodes left; no new batch while paused", untaken.len()),
+            );
             return;
         }
         let total = self.status.summary.nodes.max(1);
         let k = settings.size_of_batch(index, total) as usize;
         let old: Vec<String> = untaken.into_iter().take(k).collect();
-        let new: Vec<String> =
-            (0..old.len()).map(|slot| scope::new_node_name(self.plan, self.status.attempt, index, slot)).collect();
+        let new: Vec<String> = (0..old.len())
+            .map(|slot| scope::new_node_name(self.plan, self.status.attempt, index, slot))
+            .collect();
         let mut preexisting = health::unhealthy_workloads(self.observed, &self.plan.spec.health);
         preexisting.truncate(100);
         self.claim(&old);
@@ -541,7 +734,11 @@ impl Step<'_> {
         });
         self.update_summary(settings);
         let label = self.batch_label(index as usize);
-        let mut note = format!("{label}: replacing {} with {}", old.join(", "), new.join(", "));
+        let mut note = format!(
+            "{label}: replacing {} with {}",
+            old.join(", "),
+            new.join(", ")
+        );
         if !preexisting.is_empty() {
             let names: Vec<String> = preexisting.iter().take(5).map(|w| w.to_string()).collect();
             note.push_str(&format!(
@@ -555,12 +752,13 @@ impl Step<'_> {
 
     /// Recompute counts from the batches and the pool.
     pub(crate) fn update_summary(&mut self, settings: &Settings) {
-        let taken: u32 = self.status.batches.iter().map(|b| b.old_nodes.len() as u32).sum();
-        let untaken = if matches!(self.phase(), Phase::Progressing | Phase::Paused) {
-            scope::untaken(self.plan, self.observed, &self.status.batches).len() as u32
-        } else {
-            0
-        };
+        let taken: u32 = self
+            .status
+            .batches
+            .iter()
+            .map(|b| b.old_nodes.len() as u32)
+            .sum();
+        let untaken = scope::untaken(self.plan, self.observed, &self.status.batches).len() as u32;
         let s = &mut self.status.summary;
         s.nodes = taken + untaken;
         s.updated = self
@@ -572,7 +770,11 @@ impl Step<'_> {
             .sum();
         let done = self.status.batches.len() as u32;
         let k = settings.batch_size_for(s.nodes.max(1));
-        let more = if done == 0 { settings.batches_for(untaken) } else { untaken.div_ceil(k) };
+        let more = if done == 0 {
+            settings.batches_for(untaken)
+        } else {
+            untaken.div_ceil(k)
+        };
         s.batches = done + more;
         s.current_batch = done;
         s.progress = format!("{}/{}", s.updated, s.nodes);
@@ -581,5 +783,8 @@ impl Step<'_> {
 }
 
 pub(crate) fn health_add(t: jiff::Timestamp, d: std::time::Duration) -> jiff::Timestamp {
-    jiff::SignedDuration::try_from(d).ok().and_then(|d| t.checked_add(d).ok()).unwrap_or(jiff::Timestamp::MAX)
+    jiff::SignedDuration::try_from(d)
+        .ok()
+        .and_then(|d| t.checked_add(d).ok())
+        .unwrap_or(jiff::Timestamp::MAX)
 }

@@ -40,12 +40,21 @@ impl Gate {
         if all.is_empty() {
             return match self.verdict {
                 Verdict::Healthy => format!("{} tracked pods healthy", self.tracked),
-                _ => format!("waiting for {}", self.waiting_for.first().map_or("observations", String::as_str)),
+                _ => format!(
+                    "waiting for {}",
+                    self.waiting_for
+                        .first()
+                        .map_or("observations", String::as_str)
+                ),
             };
         }
         let shown: Vec<String> = all.iter().take(3).map(|u| describe_one(u)).collect();
         let more = all.len().saturating_sub(3);
-        let tail = if more > 0 { format!(" (and {more} more)") } else { String::new() };
+        let tail = if more > 0 {
+            format!(" (and {more} more)")
+        } else {
+            String::new()
+        };
         format!(
             "{} unhealthy, {} tolerated: {}{tail}",
             self.unhealthy_pods.len() + self.failures.len(),
@@ -64,7 +73,11 @@ fn describe_one(u: &UnhealthyPod) -> String {
 }
 
 fn counts(pod: &PodView, observed: &Observed, spec: &HealthSpec) -> bool {
-    let ns_labels = observed.namespaces.get(&pod.namespace).cloned().unwrap_or_default();
+    let ns_labels = observed
+        .namespaces
+        .get(&pod.namespace)
+        .cloned()
+        .unwrap_or_default();
     selector::matches_opt(spec.namespace_selector.as_ref(), &ns_labels)
         && selector::matches_opt(spec.pod_selector.as_ref(), &pod.labels)
 }
@@ -83,7 +96,11 @@ pub fn unhealthy_workloads(observed: &Observed, spec: &HealthSpec) -> Vec<Worklo
         .iter()
         .filter(|w| w.ready < w.desired)
         .filter(|w| {
-            let ns = observed.namespaces.get(&w.workload.namespace).cloned().unwrap_or_default();
+            let ns = observed
+                .namespaces
+                .get(&w.workload.namespace)
+                .cloned()
+                .unwrap_or_default();
             selector::matches_opt(spec.namespace_selector.as_ref(), &ns)
         })
         .map(|w| w.workload.clone())
@@ -100,8 +117,12 @@ pub fn evaluate(
     batches: &[BatchStatus],
     now: Timestamp,
 ) -> Gate {
-    let live: Vec<&BatchStatus> = batches.iter().filter(|b| b.phase != BatchPhase::RolledBack).collect();
-    let excluded: BTreeSet<&WorkloadRef> = live.iter().flat_map(|b| &b.preexisting_unhealthy).collect();
+    let live: Vec<&BatchStatus> = batches
+        .iter()
+        .filter(|b| b.phase != BatchPhase::RolledBack)
+        .collect();
+    let excluded: BTreeSet<&WorkloadRef> =
+        live.iter().flat_map(|b| &b.preexisting_unhealthy).collect();
     let mut gate = Gate {
         verdict: Verdict::Pending,
         tracked: 0,
@@ -123,7 +144,10 @@ pub fn evaluate(
                     namespace: String::new(),
                     pod: String::new(),
                     node: name.clone(),
-                    reason: format!("new node {name} went {:?} after it had been Ready", n.readiness),
+                    reason: format!(
+                        "new node {name} went {:?} after it had been Ready",
+                        n.readiness
+                    ),
                     since: n.readiness_since.map(Time),
                 }),
                 (None, Some(_), _) => gate.failures.push(UnhealthyPod {
@@ -136,7 +160,11 @@ pub fn evaluate(
                 (n, None, Some(requested)) if !n.is_some_and(|n| n.is_ready()) => {
                     let due = add(requested.0, settings.node_ready_timeout);
                     if now >= due {
-                        let what = if n.is_some() { "not Ready" } else { "not created" };
+                        let what = if n.is_some() {
+                            "not Ready"
+                        } else {
+                            "not created"
+                        };
                         gate.failures.push(UnhealthyPod {
                             namespace: String::new(),
                             pod: String::new(),
@@ -148,7 +176,8 @@ pub fn evaluate(
                             since: Some(requested.clone()),
                         });
                     } else {
-                        gate.waiting_for.push(format!("new node {name} to become Ready"));
+                        gate.waiting_for
+                            .push(format!("new node {name} to become Ready"));
                         deadline(due, &mut gate);
                     }
                 }
@@ -158,20 +187,32 @@ pub fn evaluate(
                 continue;
             }
             if !observed.pods_observed_on.contains(name) {
-                gate.waiting_for.push(format!("the pods on {name} to be observed"));
+                gate.waiting_for
+                    .push(format!("the pods on {name} to be observed"));
                 continue;
             }
             let mut pods: Vec<&PodView> = observed.pods_on(name).collect();
             pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
             for pod in pods {
-                if pod.deleting_since.is_some() || pod.phase == PodPhase::Succeeded || !counts(pod, observed, spec) {
+                if pod.deleting_since.is_some()
+                    || pod.phase == PodPhase::Succeeded
+                    || !counts(pod, observed, spec)
+                {
                     continue;
                 }
-                if pod.controller.as_ref().is_some_and(|c| excluded.contains(c)) {
+                if pod
+                    .controller
+                    .as_ref()
+                    .is_some_and(|c| excluded.contains(c))
+                {
                     continue;
                 }
                 gate.tracked += 1;
-                let problem = pod.problem.as_deref().map(|p| format!(" ({p})")).unwrap_or_default();
+                let problem = pod
+                    .problem
+                    .as_deref()
+                    .map(|p| format!(" ({p})"))
+                    .unwrap_or_default();
                 let unhealthy = |reason: String| UnhealthyPod {
                     namespace: pod.namespace.clone(),
                     pod: pod.name.clone(),
@@ -180,7 +221,8 @@ pub fn evaluate(
                     since: pod.started_at.map(Time),
                 };
                 if pod.phase == PodPhase::Failed {
-                    gate.unhealthy_pods.push(unhealthy(format!("failed{problem}")));
+                    gate.unhealthy_pods
+                        .push(unhealthy(format!("failed{problem}")));
                 } else if pod.restarts > settings.max_restarts {
                     gate.unhealthy_pods.push(unhealthy(format!(
                         "restarted {} times since it landed (health.maxRestarts {}){problem}",
@@ -194,7 +236,8 @@ pub fn evaluate(
                             human(settings.ready_timeout)
                         )));
                     } else {
-                        gate.waiting_for.push(format!("pod {} to become Ready", pod.key()));
+                        gate.waiting_for
+                            .push(format!("pod {} to become Ready", pod.key()));
                         deadline(due, &mut gate);
                     }
                 }
@@ -208,7 +251,9 @@ pub fn evaluate(
                 if excluded.contains(&d.workload) {
                     continue;
                 }
-                let Some(w) = observed.workload(&d.workload) else { continue };
+                let Some(w) = observed.workload(&d.workload) else {
+                    continue;
+                };
                 let want = d.ready_before.min(w.desired);
                 if w.ready >= want {
                     continue;
@@ -228,7 +273,10 @@ pub fn evaluate(
                         since: batch.drain_completed_at.clone(),
                     });
                 } else {
-                    gate.waiting_for.push(format!("{} to be back to {want} ready (has {})", d.workload, w.ready));
+                    gate.waiting_for.push(format!(
+                        "{} to be back to {want} ready (has {})",
+                        d.workload, w.ready
+                    ));
                     deadline(due, &mut gate);
                 }
             }
@@ -236,7 +284,8 @@ pub fn evaluate(
     }
 
     gate.tolerated = settings.tolerated_unhealthy(gate.tracked);
-    gate.verdict = if !gate.failures.is_empty() || gate.unhealthy_pods.len() as u32 > gate.tolerated {
+    gate.verdict = if !gate.failures.is_empty() || gate.unhealthy_pods.len() as u32 > gate.tolerated
+    {
         Verdict::Unhealthy
     } else if gate.waiting_for.is_empty() {
         Verdict::Healthy

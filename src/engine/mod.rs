@@ -17,6 +17,8 @@ pub mod scope;
 pub mod selector;
 pub mod settings;
 pub mod status;
+#[cfg(test)]
+mod tests;
 
 pub use action::{Action, Decision, EventType, NewNode};
 pub use cleanup::{cleanup, cleanup_done};
@@ -89,8 +91,17 @@ impl Step<'_> {
         self.status.phase = Some(phase);
     }
 
-    pub(crate) fn event(&mut self, type_: EventType, reason: &'static str, note: impl Into<String>) {
-        self.events.push(Action::Event { type_, reason, note: note.into() });
+    pub(crate) fn event(
+        &mut self,
+        type_: EventType,
+        reason: &'static str,
+        note: impl Into<String>,
+    ) {
+        self.events.push(Action::Event {
+            type_,
+            reason,
+            note: note.into(),
+        });
     }
 
     pub(crate) fn say(&mut self, reason: &'static str, message: impl Into<String>) {
@@ -116,7 +127,10 @@ impl Step<'_> {
     }
 
     fn run(&mut self, settings: &Settings) {
-        let stopped_earlier = self.status.stopped_generation.is_some_and(|g| self.generation() <= g);
+        let stopped_earlier = self
+            .status
+            .stopped_generation
+            .is_some_and(|g| self.generation() <= g);
         match self.phase() {
             Phase::Pending => self.start(settings),
             Phase::Paused if self.status.started_at.is_none() => self.start(settings),
@@ -142,12 +156,20 @@ impl Step<'_> {
             at: self.now_time(),
             batch: None,
         });
-        self.say(reasons::INVALID_SPEC, format!("the spec cannot be carried out: {error}; fix it and molt tries again"));
+        self.say(
+            reasons::INVALID_SPEC,
+            format!("the spec cannot be carried out: {error}; fix it and molt tries again"),
+        );
     }
 
     /// After a stop, nothing happens until the spec changes.
     fn stopped(&mut self) {
-        let why = self.status.failure.as_ref().map(|f| f.message.clone()).unwrap_or_default();
+        let why = self
+            .status
+            .failure
+            .as_ref()
+            .map(|f| f.message.clone())
+            .unwrap_or_default();
         let phase = self.phase();
         let reason = match phase {
             Phase::Halted => reasons::HALTED,
@@ -166,7 +188,10 @@ impl Step<'_> {
     fn succeeded(&mut self) {
         self.release_claims();
         let n = self.status.summary.updated;
-        self.say(reasons::SUCCEEDED, format!("all {n} nodes run {}", self.plan.spec.target.image));
+        self.say(
+            reasons::SUCCEEDED,
+            format!("all {n} nodes run {}", self.plan.spec.target.image),
+        );
     }
 
     /// Remove this plan's claim from every node still carrying it.
@@ -174,13 +199,19 @@ impl Step<'_> {
         let me = self.name();
         for n in &self.observed.nodes {
             if n.claimed_by() == Some(me.as_str()) {
-                self.actions.push(Action::Release { node: n.name.clone() });
+                self.actions.push(Action::Release {
+                    node: n.name.clone(),
+                });
             }
         }
     }
 
     fn resume_after_halt(&mut self, settings: &Settings) {
-        self.event(EventType::Normal, reasons::RESUMED, "the spec changed after the halt; resuming where the plan stopped");
+        self.event(
+            EventType::Normal,
+            reasons::RESUMED,
+            "the spec changed after the halt; resuming where the plan stopped",
+        );
         self.status.failure = None;
         self.status.stopped_generation = None;
         self.set_phase(Phase::Progressing);
@@ -198,7 +229,11 @@ impl Step<'_> {
     }
 
     fn new_attempt(&mut self, settings: &Settings) {
-        self.event(EventType::Normal, reasons::RESUMED, "the spec changed after the plan stopped; starting a new attempt");
+        self.event(
+            EventType::Normal,
+            reasons::RESUMED,
+            "the spec changed after the plan stopped; starting a new attempt",
+        );
         self.status.attempt += 1;
         self.status.batches.clear();
         self.status.failure = None;

@@ -4,8 +4,8 @@
 //! needs, and the `From` conversions from Kubernetes objects are pure, so tests can build views
 //! either by hand or from real objects.
 
-use crate::api::keys;
 use crate::api::WorkloadRef;
+use crate::api::keys;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{DaemonSet, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Pod, Taint};
@@ -102,12 +102,16 @@ impl NodeView {
 
     /// The plan that cordoned the node, if molt did.
     pub fn cordoned_by(&self) -> Option<&str> {
-        self.annotations.get(keys::CORDONED_BY_ANNOTATION).map(String::as_str)
+        self.annotations
+            .get(keys::CORDONED_BY_ANNOTATION)
+            .map(String::as_str)
     }
 
     /// The plan that claimed the node, if any.
     pub fn claimed_by(&self) -> Option<&str> {
-        self.annotations.get(keys::CLAIMED_BY_ANNOTATION).map(String::as_str)
+        self.annotations
+            .get(keys::CLAIMED_BY_ANNOTATION)
+            .map(String::as_str)
     }
 
     /// Ready right now.
@@ -168,7 +172,9 @@ impl PodView {
 
     /// Owned by a DaemonSet.
     pub fn is_daemonset(&self) -> bool {
-        self.controller.as_ref().is_some_and(|c| c.kind == "DaemonSet")
+        self.controller
+            .as_ref()
+            .is_some_and(|c| c.kind == "DaemonSet")
     }
 }
 
@@ -247,7 +253,9 @@ impl From<&Node> for NodeView {
             annotations: labels(&n.metadata.annotations),
             unschedulable: spec.unschedulable.unwrap_or(false),
             readiness,
-            readiness_since: ready.and_then(|c| c.last_transition_time.as_ref()).map(|t| t.0),
+            readiness_since: ready
+                .and_then(|c| c.last_transition_time.as_ref())
+                .map(|t| t.0),
             taints: spec.taints.unwrap_or_default(),
             capacity: quantities(&status.capacity),
             allocatable: quantities(&status.allocatable),
@@ -291,7 +299,11 @@ impl From<&Pod> for PodView {
                 state
                     .and_then(|s| s.waiting.as_ref())
                     .and_then(|w| w.reason.clone())
-                    .or_else(|| state.and_then(|s| s.terminated.as_ref()).and_then(|t| t.reason.clone()))
+                    .or_else(|| {
+                        state
+                            .and_then(|s| s.terminated.as_ref())
+                            .and_then(|t| t.reason.clone())
+                    })
                     .or_else(|| {
                         c.last_state
                             .as_ref()
@@ -339,7 +351,10 @@ impl From<&PodDisruptionBudget> for PdbView {
     }
 }
 
-fn workload_ref(kind: &str, meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> WorkloadRef {
+fn workload_ref(
+    kind: &str,
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> WorkloadRef {
     WorkloadRef {
         kind: kind.to_string(),
         namespace: meta.namespace.clone().unwrap_or_default(),
@@ -352,7 +367,11 @@ impl From<&ReplicaSet> for WorkloadView {
         WorkloadView {
             workload: workload_ref("ReplicaSet", &r.metadata),
             desired: r.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
-            ready: r.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0),
+            ready: r
+                .status
+                .as_ref()
+                .and_then(|s| s.ready_replicas)
+                .unwrap_or(0),
         }
     }
 }
@@ -362,7 +381,11 @@ impl From<&StatefulSet> for WorkloadView {
         WorkloadView {
             workload: workload_ref("StatefulSet", &s.metadata),
             desired: s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
-            ready: s.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0),
+            ready: s
+                .status
+                .as_ref()
+                .and_then(|s| s.ready_replicas)
+                .unwrap_or(0),
         }
     }
 }

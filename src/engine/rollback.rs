@@ -3,7 +3,7 @@
 
 use super::action::{Action, EventType};
 use super::settings::Settings;
-use super::{drain, Step, RETRY};
+use super::{RETRY, Step, drain};
 use crate::api::condition::reasons;
 use crate::api::{BatchPhase, Phase};
 use std::collections::BTreeSet;
@@ -30,27 +30,43 @@ impl Step<'_> {
         self.set_phase(Phase::RollingBack);
         let me = self.name();
         let undo = self.rolled_back_batches(settings);
-        let new_nodes: BTreeSet<String> =
-            undo.iter().flat_map(|i| self.status.batches[*i].new_nodes.clone()).collect();
+        let new_nodes: BTreeSet<String> = undo
+            .iter()
+            .flat_map(|i| self.status.batches[*i].new_nodes.clone())
+            .collect();
         let kept: Vec<u32> = self
             .status
             .batches
             .iter()
-            .filter(|b| matches!(b.phase, BatchPhase::Completed | BatchPhase::RemovingOldNodes) && !settings.blue_green)
+            .filter(|b| {
+                matches!(
+                    b.phase,
+                    BatchPhase::Completed | BatchPhase::RemovingOldNodes
+                ) && !settings.blue_green
+            })
             .map(|b| b.index + 1)
             .collect();
 
         // 1. Capacity first: every old node this plan cordoned goes back into service.
         let mut uncordoned = 0;
         for n in &self.observed.nodes {
-            if n.cordoned_by() == Some(me.as_str()) && !new_nodes.contains(&n.name) && !n.is_control_plane() {
-                self.actions.push(Action::Uncordon { node: n.name.clone() });
+            if n.cordoned_by() == Some(me.as_str())
+                && !new_nodes.contains(&n.name)
+                && !n.is_control_plane()
+            {
+                self.actions.push(Action::Uncordon {
+                    node: n.name.clone(),
+                });
                 uncordoned += 1;
             }
         }
 
         // 2. Cordon, drain and remove the new nodes.
-        let existing: Vec<String> = new_nodes.iter().filter(|n| self.observed.node(n).is_some()).cloned().collect();
+        let existing: Vec<String> = new_nodes
+            .iter()
+            .filter(|n| self.observed.node(n).is_some())
+            .cloned()
+            .collect();
         let act = !settings.paused;
         if act {
             for name in &existing {
@@ -61,17 +77,17 @@ impl Step<'_> {
                 }
             }
         }
-        let mut pods_left = 0;
-        for name in &existing {
-            let progress = drain::plan(std::slice::from_ref(name), self.observed, settings, act);
-            self.blockers.extend(progress.blockers.iter().cloned());
-            pods_left += progress.remaining;
-            if progress.complete() {
-                if act && self.observed.node(name).is_some_and(|n| !n.deleting) {
-                    self.actions.push(Action::RemoveNode { node: name.clone() });
+        let progress = drain::plan(&existing, self.observed, settings, act);
+        self.blockers.extend(progress.blockers.iter().cloned());
+        let pods_left = progress.remaining;
+        self.actions.extend(progress.evictions.iter().cloned());
+        if act {
+            for name in progress.drained_nodes() {
+                if self.observed.node(name).is_some_and(|n| !n.deleting) {
+                    self.actions.push(Action::RemoveNode {
+                        node: name.to_string(),
+                    });
                 }
-            } else {
-                self.actions.extend(progress.evictions);
             }
         }
 
@@ -79,7 +95,10 @@ impl Step<'_> {
             String::new()
         } else {
             let list: Vec<String> = kept.iter().map(u32::to_string).collect();
-            format!("; batches {} already passed and stay on the new image (blueGreen: false)", list.join(", "))
+            format!(
+                "; batches {} already passed and stay on the new image (blueGreen: false)",
+                list.join(", ")
+            )
         };
         if existing.is_empty() && uncordoned == 0 {
             let now = self.now_time();
@@ -91,18 +110,30 @@ impl Step<'_> {
             self.set_phase(Phase::RolledBack);
             self.status.completed_at = Some(now);
             self.status.stopped_generation = Some(self.generation());
-            let why = self.status.failure.as_ref().map(|f| f.message.clone()).unwrap_or_default();
+            let why = self
+                .status
+                .failure
+                .as_ref()
+                .map(|f| f.message.clone())
+                .unwrap_or_default();
             self.event(
                 EventType::Normal,
                 reasons::ROLLED_BACK,
                 format!("rolled back: old nodes back in service, new nodes removed{kept_note}"),
             );
-            self.say(reasons::ROLLED_BACK, format!("rolled back after: {why}{kept_note}"));
+            self.say(
+                reasons::ROLLED_BACK,
+                format!("rolled back after: {why}{kept_note}"),
+            );
             self.release_claims();
             return;
         }
         self.requeue_within(RETRY);
-        let paused = if act { "" } else { " (paused: no eviction or removal until unpaused)" };
+        let paused = if act {
+            ""
+        } else {
+            " (paused: no eviction or removal until unpaused)"
+        };
         self.say(
             reasons::ROLLING_BACK,
             format!(

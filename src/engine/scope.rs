@@ -3,7 +3,7 @@
 use super::action::NewNode;
 use super::observed::{NodeView, Observed};
 use super::selector;
-use crate::api::{keys, BatchStatus, NodeUpdatePlan};
+use crate::api::{BatchStatus, NodeUpdatePlan, keys};
 use kube::ResourceExt;
 use std::collections::BTreeSet;
 
@@ -29,8 +29,15 @@ pub fn old_nodes<'a>(plan: &NodeUpdatePlan, observed: &'a Observed) -> Vec<&'a N
 
 /// Old nodes no batch has taken yet, in the order batches take them: nodes already unschedulable
 /// first (draining them costs no capacity), then by name.
-pub fn untaken<'a>(plan: &NodeUpdatePlan, observed: &'a Observed, batches: &[BatchStatus]) -> Vec<&'a NodeView> {
-    let taken: BTreeSet<&str> = batches.iter().flat_map(|b| b.old_nodes.iter().map(String::as_str)).collect();
+pub fn untaken<'a>(
+    plan: &NodeUpdatePlan,
+    observed: &'a Observed,
+    batches: &[BatchStatus],
+) -> Vec<&'a NodeView> {
+    let taken: BTreeSet<&str> = batches
+        .iter()
+        .flat_map(|b| b.old_nodes.iter().map(String::as_str))
+        .collect();
     let mut v: Vec<&NodeView> = old_nodes(plan, observed)
         .into_iter()
         .filter(|n| !taken.contains(n.name.as_str()))
@@ -62,7 +69,13 @@ pub fn new_node_name(plan: &NodeUpdatePlan, attempt: u32, batch: u32, slot: usiz
 /// The node that replaces `old`: its labels, taints and capacity, plus the template and molt's marks.
 pub fn replacement(plan: &NodeUpdatePlan, old: &NodeView, name: String, batch: u32) -> NewNode {
     let target = plan.spec.target.image.clone();
-    let template = plan.spec.provider.kwok.as_ref().map(|k| k.node_template.clone()).unwrap_or_default();
+    let template = plan
+        .spec
+        .provider
+        .kwok
+        .as_ref()
+        .map(|k| k.node_template.clone())
+        .unwrap_or_default();
     let mut labels = old.labels.clone();
     for k in keys::NODE_IDENTITY_LABELS {
         labels.remove(k);
@@ -73,11 +86,17 @@ pub fn replacement(plan: &NodeUpdatePlan, old: &NodeView, name: String, batch: u
     let mut taints: Vec<_> = old
         .taints
         .iter()
-        .filter(|t| !t.key.starts_with("node.kubernetes.io/") && !t.key.starts_with("node.cloudprovider.kubernetes.io/"))
+        .filter(|t| {
+            !t.key.starts_with("node.kubernetes.io/")
+                && !t.key.starts_with("node.cloudprovider.kubernetes.io/")
+        })
         .cloned()
         .collect();
     for t in template.taints {
-        if !taints.iter().any(|x| x.key == t.key && x.effect == t.effect) {
+        if !taints
+            .iter()
+            .any(|x| x.key == t.key && x.effect == t.effect)
+        {
             taints.push(t);
         }
     }

@@ -33,7 +33,10 @@ pub fn matches_opt(selector: Option<&LabelSelector>, labels: &Labels) -> bool {
 /// A selector with no terms (it would select every object).
 pub fn is_empty(selector: &LabelSelector) -> bool {
     selector.match_labels.as_ref().is_none_or(|m| m.is_empty())
-        && selector.match_expressions.as_ref().is_none_or(|m| m.is_empty())
+        && selector
+            .match_expressions
+            .as_ref()
+            .is_none_or(|m| m.is_empty())
 }
 
 #[cfg(test)]
@@ -42,7 +45,10 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
 
     fn l(pairs: &[(&str, &str)]) -> Labels {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn expr(key: &str, op: &str, values: &[&str]) -> LabelSelectorRequirement {
@@ -55,7 +61,10 @@ mod tests {
 
     #[test]
     fn match_labels_must_all_match() {
-        let s = LabelSelector { match_labels: Some(l(&[("pool", "a"), ("zone", "1")])), ..Default::default() };
+        let s = LabelSelector {
+            match_labels: Some(l(&[("pool", "a"), ("zone", "1")])),
+            ..Default::default()
+        };
         assert!(matches(&s, &l(&[("pool", "a"), ("zone", "1"), ("x", "y")])));
         assert!(!matches(&s, &l(&[("pool", "a")])));
         assert!(!matches(&s, &l(&[("pool", "b"), ("zone", "1")])));
@@ -76,7 +85,10 @@ mod tests {
         assert!(!matches(&s, &l(&[("pool", "c")])));
         assert!(!matches(&s, &l(&[("pool", "a"), ("gpu", "1")])));
         assert!(!matches(&s, &l(&[("pool", "a"), ("tier", "system")])));
-        let unknown = LabelSelector { match_expressions: Some(vec![expr("pool", "Like", &["a"])]), ..Default::default() };
+        let unknown = LabelSelector {
+            match_expressions: Some(vec![expr("pool", "Like", &["a"])]),
+            ..Default::default()
+        };
         assert!(!matches(&unknown, &l(&[("pool", "a")])));
     }
 
@@ -86,7 +98,10 @@ mod tests {
         assert!(matches(&s, &l(&[("a", "b")])));
         assert!(is_empty(&s));
         assert!(matches_opt(None, &l(&[])));
-        let s = LabelSelector { match_labels: Some(l(&[("a", "b")])), ..Default::default() };
+        let s = LabelSelector {
+            match_labels: Some(l(&[("a", "b")])),
+            ..Default::default()
+        };
         assert!(!is_empty(&s));
     }
 }

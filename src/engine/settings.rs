@@ -18,7 +18,11 @@ pub enum SpecError {
     #[error("spec.target.image is empty")]
     EmptyImage,
     #[error("spec.{field} is {value:?}; expected {expected}")]
-    Invalid { field: &'static str, value: String, expected: &'static str },
+    Invalid {
+        field: &'static str,
+        value: String,
+        expected: &'static str,
+    },
 }
 
 /// A count or a percentage, as written in the spec.
@@ -35,15 +39,31 @@ impl Amount {
         min: u32,
         expected: &'static str,
     ) -> Result<Amount, SpecError> {
-        let invalid = || SpecError::Invalid { field, value: display(v), expected };
+        let invalid = || SpecError::Invalid {
+            field,
+            value: display(v),
+            expected,
+        };
         match v {
-            IntOrString::Int(i) => u32::try_from(*i).ok().filter(|n| *n >= min).map(Amount::Count).ok_or_else(invalid),
-            IntOrString::String(s) => s
-                .strip_suffix('%')
-                .and_then(|n| n.parse::<u32>().ok())
-                .filter(|n| *n >= min && *n <= 100)
-                .map(Amount::Percent)
+            IntOrString::Int(i) => u32::try_from(*i)
+                .ok()
+                .filter(|n| *n >= min)
+                .map(Amount::Count)
                 .ok_or_else(invalid),
+            IntOrString::String(s) => match s.strip_suffix('%') {
+                Some(pct) => pct
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n >= min && *n <= 100)
+                    .map(Amount::Percent),
+                // A number written as a string is a count, as admission allows.
+                None => s
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n >= min)
+                    .map(Amount::Count),
+            }
+            .ok_or_else(invalid),
         }
     }
 }
@@ -75,13 +95,21 @@ pub struct Settings {
     pub paused: bool,
 }
 
-fn duration(field: &'static str, d: &kube::core::Duration, allow_zero: bool) -> Result<Duration, SpecError> {
+fn duration(
+    field: &'static str,
+    d: &kube::core::Duration,
+    allow_zero: bool,
+) -> Result<Duration, SpecError> {
     let std: Duration = (*d).into();
     if d.is_negative() || (!allow_zero && std.is_zero()) {
         return Err(SpecError::Invalid {
             field,
             value: format!("{d:?}"),
-            expected: if allow_zero { "a duration of 0s or more" } else { "a positive duration" },
+            expected: if allow_zero {
+                "a duration of 0s or more"
+            } else {
+                "a positive duration"
+            },
         });
     }
     Ok(std)
@@ -101,11 +129,13 @@ impl Settings {
         }
         let canary = match &spec.strategy.canary {
             None => None,
-            Some(c) => Some(u32::try_from(c.nodes).ok().filter(|n| *n >= 1).ok_or(SpecError::Invalid {
-                field: "strategy.canary.nodes",
-                value: c.nodes.to_string(),
-                expected: "a whole number >= 1",
-            })?),
+            Some(c) => Some(u32::try_from(c.nodes).ok().filter(|n| *n >= 1).ok_or(
+                SpecError::Invalid {
+                    field: "strategy.canary.nodes",
+                    value: c.nodes.to_string(),
+                    expected: "a whole number >= 1",
+                },
+            )?),
         };
         if spec.drain.grace_period_seconds.is_some_and(|g| g < 0) {
             return Err(SpecError::Invalid {
@@ -143,7 +173,11 @@ impl Settings {
                 0,
                 "a whole number >= 0 or a percentage from 0% to 100%",
             )?,
-            node_ready_timeout: duration("health.nodeReadyTimeout", &spec.health.node_ready_timeout, false)?,
+            node_ready_timeout: duration(
+                "health.nodeReadyTimeout",
+                &spec.health.node_ready_timeout,
+                false,
+            )?,
             soak: duration("health.soak", &spec.health.soak, true)?,
             on_failure: spec.on_failure,
             paused: spec.paused,
@@ -236,13 +270,26 @@ mod tests {
 
     #[test]
     fn malformed_amounts_are_rejected_with_the_field_name() {
-        for bad in ["0%", "101%", "abc", "25", "-5%"] {
-            let e = Amount::parse("strategy.batchSize", &IntOrString::String(bad.into()), 1, "x").unwrap_err();
+        for bad in ["0%", "101%", "abc", "-5%", "0", "2.5"] {
+            let e = Amount::parse(
+                "strategy.batchSize",
+                &IntOrString::String(bad.into()),
+                1,
+                "x",
+            )
+            .unwrap_err();
             assert!(e.to_string().contains("strategy.batchSize"), "{e}");
         }
         assert!(Amount::parse("f", &IntOrString::Int(0), 1, "x").is_err());
         assert!(Amount::parse("f", &IntOrString::Int(-1), 0, "x").is_err());
-        assert_eq!(Amount::parse("f", &IntOrString::Int(0), 0, "x"), Ok(Amount::Count(0)));
+        assert_eq!(
+            Amount::parse("f", &IntOrString::Int(0), 0, "x"),
+            Ok(Amount::Count(0))
+        );
+        assert_eq!(
+            Amount::parse("f", &IntOrString::String("3".into()), 1, "x"),
+            Ok(Amount::Count(3))
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! controller rewriting the same status does not make them look new.
 
 use super::health::MAX_LISTED;
-use super::{Decision, Step, RESYNC};
+use super::{Decision, RESYNC, Step};
 use crate::api::condition::{reasons, types};
 use crate::api::{NodeUpdatePlanStatus, Phase, Verdict};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -72,29 +72,66 @@ impl Step<'_> {
         let message = self.message.clone();
         let mut conditions = std::mem::take(&mut self.status.conditions);
         let moving = matches!(phase, Phase::Progressing | Phase::RollingBack);
-        set_condition(&mut conditions, types::PROGRESSING, moving, reason, message.clone(), generation, &now);
+        set_condition(
+            &mut conditions,
+            types::PROGRESSING,
+            moving,
+            reason,
+            message.clone(),
+            generation,
+            &now,
+        );
 
         let (h_status, h_reason, h_message) = match &self.status.health {
-            None => ("Unknown", reasons::NOT_APPLICABLE, "no batch has started".to_string()),
+            None => (
+                "Unknown",
+                reasons::NOT_APPLICABLE,
+                "no batch has started".to_string(),
+            ),
             Some(h) => match h.verdict {
-                Verdict::Healthy => ("True", reasons::HEALTH_OK, format!("{} tracked pods healthy", h.tracked_pods)),
+                Verdict::Healthy => (
+                    "True",
+                    reasons::HEALTH_OK,
+                    format!("{} tracked pods healthy", h.tracked_pods),
+                ),
                 Verdict::Pending => (
                     "Unknown",
                     reasons::HEALTH_PENDING,
-                    format!("waiting for {}", h.waiting_for.first().map_or("observations", String::as_str)),
+                    format!(
+                        "waiting for {}",
+                        h.waiting_for.first().map_or("observations", String::as_str)
+                    ),
                 ),
                 Verdict::Unhealthy => {
                     let first: Vec<String> = h
                         .unhealthy
                         .iter()
                         .take(3)
-                        .map(|u| if u.pod.is_empty() { u.reason.clone() } else { format!("{}/{}: {}", u.namespace, u.pod, u.reason) })
+                        .map(|u| {
+                            if u.pod.is_empty() {
+                                u.reason.clone()
+                            } else {
+                                format!("{}/{}: {}", u.namespace, u.pod, u.reason)
+                            }
+                        })
                         .collect();
-                    ("False", reasons::HEALTH_GATE_FAILED, format!("{} unhealthy: {}", h.unhealthy_count, first.join("; ")))
+                    (
+                        "False",
+                        reasons::HEALTH_GATE_FAILED,
+                        format!("{} unhealthy: {}", h.unhealthy_count, first.join("; ")),
+                    )
                 }
             },
         };
-        set_condition_status(&mut conditions, types::HEALTHY, h_status.into(), h_reason, h_message, generation, &now);
+        set_condition_status(
+            &mut conditions,
+            types::HEALTHY,
+            h_status.into(),
+            h_reason,
+            h_message,
+            generation,
+            &now,
+        );
 
         let complete = matches!(phase, Phase::Succeeded | Phase::RolledBack);
         let c_reason = match phase {
@@ -102,42 +139,111 @@ impl Step<'_> {
             Phase::RolledBack => reasons::ROLLED_BACK,
             _ => reasons::NOT_APPLICABLE,
         };
-        let c_message = if complete { message.clone() } else { format!("phase {phase}") };
-        set_condition(&mut conditions, types::COMPLETE, complete, c_reason, c_message, generation, &now);
+        let c_message = if complete {
+            message.clone()
+        } else {
+            format!("phase {phase}")
+        };
+        set_condition(
+            &mut conditions,
+            types::COMPLETE,
+            complete,
+            c_reason,
+            c_message,
+            generation,
+            &now,
+        );
 
         let failure = self.status.failure.clone();
-        let degraded = matches!(phase, Phase::Halted | Phase::RollingBack | Phase::RolledBack | Phase::Failed);
+        let degraded = matches!(
+            phase,
+            Phase::Halted | Phase::RollingBack | Phase::RolledBack | Phase::Failed
+        );
         let (d_reason, d_message) = match (&failure, degraded) {
             (Some(f), true) => (f.reason.clone(), f.message.clone()),
-            _ => (reasons::NOT_APPLICABLE.to_string(), "no failure".to_string()),
+            _ => (
+                reasons::NOT_APPLICABLE.to_string(),
+                "no failure".to_string(),
+            ),
         };
-        set_condition(&mut conditions, types::DEGRADED, degraded, &d_reason, d_message, generation, &now);
+        set_condition(
+            &mut conditions,
+            types::DEGRADED,
+            degraded,
+            &d_reason,
+            d_message,
+            generation,
+            &now,
+        );
 
         let blocked = !self.status.blockers.is_empty();
         let b_reason = if !blocked {
             reasons::NOT_APPLICABLE
         } else if reason == reasons::CLAIMED_BY_ANOTHER_PLAN {
             reasons::CLAIMED_BY_ANOTHER_PLAN
-        } else if self.status.blockers.iter().any(|b| b.reason.contains("PDB")) {
+        } else if self
+            .status
+            .blockers
+            .iter()
+            .any(|b| b.reason.contains("PDB"))
+        {
             reasons::DRAIN_BLOCKED_BY_PDB
         } else {
             reasons::DRAIN_BLOCKED_BY_POD
         };
-        let b_message = self.status.blockers.iter().take(3).map(|b| b.reason.clone()).collect::<Vec<_>>().join("; ");
-        set_condition(&mut conditions, types::BLOCKED, blocked, b_reason, b_message, generation, &now);
+        let b_message = self
+            .status
+            .blockers
+            .iter()
+            .take(3)
+            .map(|b| b.reason.clone())
+            .collect::<Vec<_>>()
+            .join("; ");
+        set_condition(
+            &mut conditions,
+            types::BLOCKED,
+            blocked,
+            b_reason,
+            b_message,
+            generation,
+            &now,
+        );
 
         let paused = self.plan.spec.paused;
-        let p_reason = if paused { reasons::PAUSED } else { reasons::NOT_APPLICABLE };
-        let p_message = if paused { "spec.paused is true".to_string() } else { String::new() };
-        set_condition(&mut conditions, types::PAUSED, paused, p_reason, p_message, generation, &now);
+        let p_reason = if paused {
+            reasons::PAUSED
+        } else {
+            reasons::NOT_APPLICABLE
+        };
+        let p_message = if paused {
+            "spec.paused is true".to_string()
+        } else {
+            String::new()
+        };
+        set_condition(
+            &mut conditions,
+            types::PAUSED,
+            paused,
+            p_reason,
+            p_message,
+            generation,
+            &now,
+        );
         self.status.conditions = conditions;
 
         let mut requeue = self.requeue;
-        if matches!(phase, Phase::Progressing | Phase::RollingBack | Phase::Paused) {
+        if matches!(
+            phase,
+            Phase::Progressing | Phase::RollingBack | Phase::Paused
+        ) {
             requeue = Some(requeue.map_or(RESYNC, |r| r.min(RESYNC)));
         }
         let mut actions = self.actions;
         actions.extend(self.events);
-        Decision { actions, status: self.status, requeue_after: requeue }
+        Decision {
+            actions,
+            status: self.status,
+            requeue_after: requeue,
+        }
     }
 }

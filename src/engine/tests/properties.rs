@@ -1,0 +1,263 @@
+//! Property tests: random histories of cluster events, controller restarts and crashes mid-action;
+//! invariants 1, 2, 3, 4 and 6 of the product are checked after every step, and every history
+//! ends with the plan at a safe resting point once the cluster is left alone.
+
+use super::sim::{Fault, Reconcile, Sim, Workload};
+use super::*;
+use crate::api::{FailurePolicy, Phase};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use proptest::prelude::*;
+
+/// One thing that can happen to the cluster or the controller.
+#[derive(Clone, Debug)]
+enum Event {
+    /// Time passes.
+    Tick(i64),
+    /// The controller reconciles and completes.
+    Reconcile,
+    /// The controller writes status, carries out `n` actions and dies; a new one starts.
+    CrashAfter(usize),
+    /// The controller dies before writing status.
+    CrashBeforeStatus,
+    /// A person cordons a node.
+    HumanCordon(usize),
+    /// A person flips `spec.paused`.
+    TogglePause,
+    /// A person changes the spec in another way (resumes a stopped plan).
+    Touch,
+    /// A new node goes NotReady.
+    NewNodeFails(usize),
+    /// A workload starts failing everywhere.
+    Outage(usize),
+}
+
+fn event() -> impl Strategy<Value = Event> {
+    prop_oneof![
+        6 => (1i64..120).prop_map(Event::Tick),
+        8 => Just(Event::Reconcile),
+        2 => (0usize..6).prop_map(Event::CrashAfter),
+        1 => Just(Event::CrashBeforeStatus),
+        1 => (0usize..8).prop_map(Event::HumanCordon),
+        1 => Just(Event::TogglePause),
+        1 => Just(Event::Touch),
+        1 => (0usize..4).prop_map(Event::NewNodeFails),
+        1 => (0usize..3).prop_map(Event::Outage),
+    ]
+}
+
+#[derive(Clone, Debug)]
+struct World {
+    nodes: usize,
+    batch: IntOrString,
+    canary: Option<i32>,
+    blue_green: bool,
+    halt: bool,
+    fault: Fault,
+    control_plane: bool,
+    preexisting_outage: bool,
+}
+
+fn world() -> impl Strategy<Value = World> {
+    (
+        2usize..8,
+        prop_oneof![
+            (1i32..4).prop_map(IntOrString::Int),
+            (1u32..60).prop_map(|p| IntOrString::String(format!("{p}%")))
+        ],
+        proptest::option::of(1i32..3),
+        any::<bool>(),
+        any::<bool>(),
+        prop_oneof![
+            Just(Fault::None),
+            Just(Fault::PodsNeverReady),
+            Just(Fault::CrashLoop),
+            Just(Fault::NodeNeverReady)
+        ],
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(nodes, batch, canary, blue_green, halt, fault, control_plane, preexisting_outage)| {
+                World {
+                    nodes,
+                    batch,
+                    canary,
+                    blue_green,
+                    halt,
+                    fault,
+                    control_plane,
+                    preexisting_outage,
+                }
+            },
+        )
+}
+
+fn build(w: &World) -> Sim {
+    let mut p = plan();
+    p.spec.strategy.batch_size = w.batch.clone();
+    p.spec.strategy.canary = w.canary.map(|nodes| crate::api::Canary { nodes });
+    p.spec.strategy.blue_green = w.blue_green;
+    p.spec.health.soak = std::time::Duration::from_secs(60).into();
+    p.spec.health.ready_timeout = std::time::Duration::from_secs(120).into();
+    p.spec.health.node_ready_timeout = std::time::Duration::from_secs(120).into();
+    p.spec.drain.timeout = std::time::Duration::from_secs(600).into();
+    if w.halt {
+        p.spec.on_failure = FailurePolicy::Halt;
+    }
+    let mut sim = Sim::new(p, w.nodes);
+    sim.fault = w.fault;
+    if w.control_plane {
+        sim.nodes.push(control_plane("cp-0"));
+    }
+    if w.preexisting_outage {
+        sim.workloads.push(Workload {
+            name: "broken".into(),
+            replicas: 1,
+            daemon: false,
+            broken: true,
+        });
+        sim.tick(1);
+    }
+    sim
+}
+
+fn apply(sim: &mut Sim, e: &Event) {
+    match e {
+        Event::Tick(s) => sim.tick(*s),
+        Event::Reconcile => {
+            sim.reconcile(Reconcile::Complete);
+        }
+        Event::CrashAfter(n) => {
+            sim.reconcile(Reconcile::CrashAfter(*n));
+        }
+        Event::CrashBeforeStatus => {
+            sim.reconcile(Reconcile::CrashBeforeStatus);
+        }
+        Event::HumanCordon(i) => {
+            let name = format!("old-{i}");
+            if let Some(n) = sim.nodes.iter_mut().find(|n| n.name == name)
+                && !n.unschedulable
+            {
+                n.unschedulable = true;
+                sim.human_cordoned.insert(name);
+            }
+        }
+        Event::TogglePause => sim.edit_spec(|p| p.spec.paused = !p.spec.paused),
+        Event::Touch => sim.edit_spec(|p| {
+            p.spec.health.max_restarts += 1;
+        }),
+        Event::NewNodeFails(i) => {
+            let target = sim.target();
+            let new: Vec<String> = sim
+                .nodes
+                .iter()
+                .filter(|n| n.image() == Some(target.as_str()))
+                .map(|n| n.name.clone())
+                .collect();
+            if let Some(name) = new.get(*i)
+                && let Some(n) = sim.nodes.iter_mut().find(|n| &n.name == name)
+            {
+                n.readiness = crate::engine::observed::NodeReadiness::NotReady;
+                n.readiness_since = Some(sim.now);
+            }
+        }
+        Event::Outage(i) => {
+            if let Some(w) = sim.workloads.get_mut(*i) {
+                w.broken = true;
+            }
+        }
+    }
+}
+
+/// Leave the cluster alone (no faults added, plan unpaused) and let the controller work.
+fn settle(sim: &mut Sim) {
+    if sim.plan.spec.paused {
+        sim.edit_spec(|p| p.spec.paused = false);
+    }
+    sim.run_until(
+        &[
+            Phase::Succeeded,
+            Phase::RolledBack,
+            Phase::Halted,
+            Phase::Failed,
+        ],
+        2000,
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, max_shrink_iters: 2000, ..ProptestConfig::default() })]
+
+    /// Invariants 1, 2, 3, 4 and 6 hold after every event of any history, including restarts that
+    /// see only what status and node annotations kept, and crashes between status and actions.
+    #[test]
+    fn invariants_hold_through_random_histories(w in world(), events in proptest::collection::vec(event(), 1..120)) {
+        let mut sim = build(&w);
+        for e in &events {
+            apply(&mut sim, e);
+            prop_assert!(sim.violations.is_empty(), "after {e:?}: {:?}", sim.violations);
+        }
+        settle(&mut sim);
+        prop_assert!(sim.violations.is_empty(), "while settling: {:?}", sim.violations);
+        // A settled plan is at rest in a phase a person can act on, or waits on a PDB it names
+        // (molt never breaks a budget, not even to roll back).
+        let phase = sim.phase();
+        let status = sim.plan.status.clone().unwrap_or_default();
+        let waits_on_pdb = phase == Phase::RollingBack && status.blockers.iter().any(|b| b.reason.contains("PDB"));
+        prop_assert!(
+            matches!(phase, Phase::Succeeded | Phase::RolledBack | Phase::Halted) || waits_on_pdb,
+            "did not settle: {phase:?}: {:?}", status.message
+        );
+        if phase == Phase::RolledBack {
+            let me = "workers-v2";
+            prop_assert!(sim.nodes.iter().all(|n| n.cordoned_by() != Some(me)), "rolled back with nodes still cordoned");
+        }
+        // Deleting the plan leaves no node cordoned by molt, whatever state it was in.
+        sim.delete_plan();
+        prop_assert!(sim.violations.is_empty(), "after deletion: {:?}", sim.violations);
+        prop_assert!(sim.nodes.iter().all(|n| !n.unschedulable || sim.human_cordoned.contains(&n.name)));
+    }
+
+    /// Without faults, interruptions or edits, every plan succeeds and leaves every workload Ready on new nodes.
+    #[test]
+    fn a_healthy_image_always_succeeds(mut w in world(), crashes in proptest::collection::vec(0usize..5, 0..30)) {
+        w.fault = Fault::None;
+        w.preexisting_outage = false;
+        let mut sim = build(&w);
+        // Crash the controller at random points on the way; the end state must not change.
+        for c in crashes {
+            sim.reconcile(Reconcile::CrashAfter(c));
+            sim.tick(7);
+        }
+        prop_assert!(sim.run_until(&[Phase::Succeeded], 3000), "phase {:?}: {:?}", sim.phase(),
+            sim.plan.status.as_ref().and_then(|s| s.message.clone()));
+        prop_assert!(sim.violations.is_empty(), "{:?}", sim.violations);
+        let target = sim.target();
+        prop_assert!(sim.nodes.iter().filter(|n| !n.is_control_plane()).all(|n| n.image() == Some(target.as_str())));
+        prop_assert!(sim.nodes.iter().all(|n| !n.unschedulable));
+        sim.tick(30);
+        prop_assert!(sim.workloads_ready());
+    }
+
+    /// A bad image is always caught and, with onFailure: Rollback, fully undone: old nodes in
+    /// service, new nodes gone, workloads Ready.
+    #[test]
+    fn a_bad_image_is_rolled_back(mut w in world()) {
+        w.halt = false;
+        w.preexisting_outage = false;
+        w.blue_green = true;
+        if w.fault == Fault::None {
+            w.fault = Fault::CrashLoop;
+        }
+        let mut sim = build(&w);
+        prop_assert!(sim.run_until(&[Phase::RolledBack], 3000), "phase {:?}: {:?}", sim.phase(),
+            sim.plan.status.as_ref().and_then(|s| s.message.clone()));
+        prop_assert!(sim.violations.is_empty(), "{:?}", sim.violations);
+        let target = sim.target();
+        prop_assert!(sim.nodes.iter().all(|n| n.image() != Some(target.as_str())), "new nodes left behind");
+        prop_assert!(sim.nodes.iter().all(|n| !n.unschedulable));
+        prop_assert_eq!(sim.nodes.iter().filter(|n| !n.is_control_plane()).count(), w.nodes);
+        sim.tick(30);
+        prop_assert!(sim.workloads_ready());
+    }
+}
