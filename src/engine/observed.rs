@@ -400,3 +400,113 @@ impl From<&DaemonSet> for WorkloadView {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn node_view_reads_readiness_cordon_marks_and_capacity() {
+        let node: Node = serde_json::from_value(json!({
+            "metadata": {"name": "n1", "labels": {"pool": "workers", "molt.dev/image": "v2",
+                "node-role.kubernetes.io/control-plane": ""},
+                "annotations": {"molt.dev/cordoned-by": "p", "molt.dev/claimed-by": "p"}},
+            "spec": {"unschedulable": true, "taints": [{"key": "dedicated", "value": "db", "effect": "NoSchedule"}]},
+            "status": {"capacity": {"cpu": "4", "memory": "16Gi"}, "allocatable": {"cpu": "3900m"},
+                "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": "2026-11-20T10:00:00Z"}]}
+        }))
+        .unwrap();
+        let v = NodeView::from(&node);
+        assert_eq!(v.name, "n1");
+        assert!(v.unschedulable);
+        assert_eq!(v.readiness, NodeReadiness::NotReady);
+        assert_eq!(v.readiness_since, Some("2026-11-20T10:00:00Z".parse().unwrap()));
+        assert_eq!(v.image(), Some("v2"));
+        assert_eq!(v.cordoned_by(), Some("p"));
+        assert_eq!(v.claimed_by(), Some("p"));
+        assert!(v.is_control_plane());
+        assert_eq!(v.capacity.get("memory").map(String::as_str), Some("16Gi"));
+        assert_eq!(v.allocatable.get("cpu").map(String::as_str), Some("3900m"));
+        assert_eq!(v.taints.len(), 1);
+
+        let bare: Node = serde_json::from_value(json!({"metadata": {"name": "n2"}})).unwrap();
+        let v = NodeView::from(&bare);
+        assert_eq!(v.readiness, NodeReadiness::Unknown);
+        assert!(!v.is_control_plane() && !v.unschedulable);
+    }
+
+    #[test]
+    fn pod_view_reads_controller_readiness_restarts_and_drain_facts() {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "web-1", "namespace": "shop", "uid": "u1",
+                "creationTimestamp": "2026-11-20T09:59:00Z",
+                "annotations": {"kubernetes.io/config.mirror": "x"},
+                "ownerReferences": [
+                    {"apiVersion": "v1", "kind": "Node", "name": "n1", "uid": "n"},
+                    {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-abc", "uid": "r", "controller": true}]},
+            "spec": {"nodeName": "n1", "containers": [], "volumes": [{"name": "tmp", "emptyDir": {}}]},
+            "status": {"phase": "Running", "startTime": "2026-11-20T10:00:00Z",
+                "conditions": [{"type": "Ready", "status": "False"}],
+                "containerStatuses": [
+                    {"name": "a", "image": "i", "imageID": "", "ready": false, "restartCount": 4,
+                     "state": {"waiting": {"reason": "CrashLoopBackOff"}}},
+                    {"name": "b", "image": "i", "imageID": "", "ready": true, "restartCount": 1}]}
+        }))
+        .unwrap();
+        let v = PodView::from(&pod);
+        assert_eq!(v.key(), "shop/web-1");
+        assert_eq!(v.node, "n1");
+        assert_eq!(v.controller.as_ref().map(|c| (c.kind.as_str(), c.name.as_str())), Some(("ReplicaSet", "web-abc")));
+        assert_eq!(v.phase, PodPhase::Running);
+        assert!(!v.ready);
+        assert_eq!(v.restarts, 5);
+        assert_eq!(v.problem.as_deref(), Some("CrashLoopBackOff"));
+        assert_eq!(v.started_at, Some("2026-11-20T10:00:00Z".parse().unwrap()));
+        assert!(v.mirror && v.uses_empty_dir && !v.is_daemonset() && !v.is_finished());
+
+        let failed: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "job-1", "namespace": "d", "creationTimestamp": "2026-11-20T09:00:00Z"},
+            "status": {"phase": "Failed", "reason": "Evicted"}
+        }))
+        .unwrap();
+        let v = PodView::from(&failed);
+        assert!(v.is_finished() && v.controller.is_none());
+        assert_eq!(v.problem.as_deref(), Some("Evicted"));
+        assert_eq!(v.started_at, Some("2026-11-20T09:00:00Z".parse().unwrap()), "falls back to creation time");
+    }
+
+    #[test]
+    fn pdb_view_knows_when_its_status_is_stale() {
+        let pdb: PodDisruptionBudget = serde_json::from_value(json!({
+            "metadata": {"name": "web-pdb", "namespace": "shop", "generation": 3},
+            "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}},
+            "status": {"observedGeneration": 2, "disruptionsAllowed": 1, "currentHealthy": 3,
+                "desiredHealthy": 2, "expectedPods": 3}
+        }))
+        .unwrap();
+        let v = PdbView::from(&pdb);
+        assert!(!v.up_to_date);
+        assert_eq!((v.disruptions_allowed, v.current_healthy, v.desired_healthy), (1, 3, 2));
+        assert!(v.selector.is_some());
+    }
+
+    #[test]
+    fn workload_views_count_ready_against_desired() {
+        let rs: ReplicaSet = serde_json::from_value(json!({
+            "metadata": {"name": "web-abc", "namespace": "shop"},
+            "spec": {"replicas": 3, "selector": {}},
+            "status": {"replicas": 3, "readyReplicas": 2}
+        }))
+        .unwrap();
+        let w = WorkloadView::from(&rs);
+        assert_eq!((w.workload.kind.as_str(), w.desired, w.ready), ("ReplicaSet", 3, 2));
+        let ds: DaemonSet = serde_json::from_value(json!({
+            "metadata": {"name": "agent", "namespace": "kube-system"},
+            "status": {"desiredNumberScheduled": 5, "numberReady": 5, "currentNumberScheduled": 5, "numberMisscheduled": 0}
+        }))
+        .unwrap();
+        let w = WorkloadView::from(&ds);
+        assert_eq!((w.workload.kind.as_str(), w.desired, w.ready), ("DaemonSet", 5, 5));
+    }
+}

@@ -261,3 +261,63 @@ proptest! {
         prop_assert!(sim.workloads_ready());
     }
 }
+
+/// The model's checks can fail: each violation, committed by hand, is reported.
+#[test]
+fn the_model_reports_each_kind_of_violation() {
+    use crate::engine::Action;
+    let evict = |p: &crate::engine::observed::PodView| Action::Evict {
+        namespace: p.namespace.clone(),
+        pod: p.name.clone(),
+        uid: p.uid.clone(),
+        node: p.node.clone(),
+        grace_period_seconds: None,
+    };
+
+    // Invariant 1: web has 3 Ready pods and minAvailable 2, so a second eviction is forbidden.
+    let mut sim = Sim::new(plan(), 3);
+    let webs: Vec<_> = sim.pods.iter().filter(|p| p.labels.get("app").map(String::as_str) == Some("web")).cloned().collect();
+    sim.execute(&evict(&webs[0]));
+    assert!(sim.violations.is_empty());
+    sim.execute(&evict(&webs[1]));
+    assert!(sim.violations.iter().any(|v| v.contains("invariant 1")), "{:?}", sim.violations);
+
+    // Invariant 3: a node a person cordoned is not molt's to uncordon.
+    let mut sim = Sim::new(plan(), 3);
+    sim.nodes[0].unschedulable = true;
+    sim.human_cordoned.insert("old-0".into());
+    sim.execute(&Action::Uncordon { node: "old-0".into() });
+    assert!(sim.violations.iter().any(|v| v.contains("invariant 3")), "{:?}", sim.violations);
+
+    // Invariant 2: with batch size 1, two old nodes cordoned by molt and not replaced.
+    let mut sim = Sim::new(plan(), 3);
+    sim.execute(&Action::Cordon { node: "old-0".into() });
+    sim.execute(&Action::Cordon { node: "old-1".into() });
+    sim.tick(1);
+    assert!(sim.violations.iter().any(|v| v.contains("invariant 2")), "{:?}", sim.violations);
+
+    // Invariant 6: a control-plane node removed.
+    let mut sim = Sim::new(plan(), 2);
+    sim.nodes.push(control_plane("cp-0"));
+    sim.execute(&Action::RemoveNode { node: "cp-0".into() });
+    assert!(sim.violations.iter().any(|v| v.contains("invariant 6")), "{:?}", sim.violations);
+
+    // Invariant 4: a provision after a stop decision.
+    let mut w = World {
+        nodes: 2,
+        batch: IntOrString::Int(1),
+        canary: None,
+        blue_green: true,
+        halt: true,
+        fault: Fault::PodsNeverReady,
+        control_plane: false,
+        preexisting_outage: false,
+    };
+    w.halt = true;
+    let mut sim = build(&w);
+    assert!(sim.run_until(&[Phase::Halted], 500));
+    assert!(sim.violations.is_empty(), "{:?}", sim.violations);
+    let old = sim.nodes.iter().find(|n| n.name == "old-1").cloned().unwrap();
+    sim.execute(&Action::Provision(crate::engine::scope::replacement(&sim.plan, &old, "extra".into(), 9)));
+    assert!(sim.violations.iter().any(|v| v.contains("invariant 4")), "{:?}", sim.violations);
+}
