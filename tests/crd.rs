@@ -2,6 +2,8 @@
 //! admission with messages a person understands. CEL rules are evaluated here with the same CEL
 //! libraries Kubernetes uses; the end-to-end suite applies the same objects to a real API server.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use kube::CustomResourceExt;
 use molt::api::NodeUpdatePlan;
 use serde_json::{Value, json};
