@@ -378,6 +378,11 @@ pub struct NodeUpdatePlanStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<Time>,
 
+    /// The image this plan started rolling out. Admission keeps `spec.target` immutable; should a
+    /// change slip through, the plan holds in place instead of chasing two images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_image: Option<String>,
+
     /// Attempt number; a spec change after RolledBack starts a new attempt.
     #[serde(default)]
     pub attempt: u32,

@@ -190,16 +190,23 @@ pub fn plan(nodes: &[String], observed: &Observed, rules: &Settings, evict: bool
                     if let Some(f) = observed.eviction_feedback.iter().find(|f| {
                         f.uid == pod.uid && f.namespace == pod.namespace && f.pod == pod.name
                     }) {
-                        let (EvictionOutcome::Blocked(msg) | EvictionOutcome::Refused(msg)) =
-                            &f.outcome;
-                        progress.blocked_by_pdb |= matches!(f.outcome, EvictionOutcome::Blocked(_));
-                        progress.blockers.push(Blocker {
-                            node: node_name.clone(),
-                            pod: Some(pod.key()),
-                            reason: format!(
+                        let reason = match &f.outcome {
+                            EvictionOutcome::Blocked(msg) => {
+                                progress.blocked_by_pdb = true;
+                                format!(
+                                    "pod {}: the API server refused the eviction (a PDB blocks it): {msg}",
+                                    pod.key()
+                                )
+                            }
+                            EvictionOutcome::Refused(msg) => format!(
                                 "pod {}: the API server refused the eviction: {msg}",
                                 pod.key()
                             ),
+                        };
+                        progress.blockers.push(Blocker {
+                            node: node_name.clone(),
+                            pod: Some(pod.key()),
+                            reason,
                         });
                     }
                     progress.evictions.push(Action::Evict {
@@ -249,8 +256,14 @@ fn pdb_refusal(
                 pdb.current_healthy - spent >= pdb.desired_healthy
             };
             (!allowed).then(|| {
+                // A budget this very pass used up must not read as if it still allowed the eviction.
+                let taken = if spent > 0 {
+                    format!(", taken by the {spent} evictions just issued")
+                } else {
+                    String::new()
+                };
                 format!(
-                    "PDB {} allows {} disruptions (needs {} healthy, has {})",
+                    "PDB {} allows {} disruptions{taken} (needs {} healthy, has {})",
                     pdb.name,
                     pdb.disruptions_allowed.max(0),
                     pdb.desired_healthy,

@@ -136,6 +136,7 @@ impl Step<'_> {
         }
         self.set_phase(Phase::Progressing);
         self.status.started_at = Some(self.now_time());
+        self.status.target_image = Some(self.plan.spec.target.image.clone());
         self.status.summary.nodes = old.len() as u32;
         self.event(
             EventType::Normal,
@@ -153,14 +154,22 @@ impl Step<'_> {
 
     /// One step forward, from wherever the plan is.
     pub(crate) fn forward(&mut self, settings: &Settings) {
+        if self.phase() == Phase::Paused && !settings.paused {
+            // The pause was the person's time, not the batch's.
+            self.restart_clocks(false);
+        }
+        if settings.paused {
+            // A node request held back by the pause has not been made: its clock has not started.
+            let now = self.now_time();
+            if let Some(b) = self.status.batches.last_mut()
+                && b.phase == BatchPhase::Provisioning
+                && b.new_nodes.iter().any(|n| self.observed.node(n).is_none())
+            {
+                b.provisioned_at = Some(now);
+            }
+        }
         self.set_phase(Phase::Progressing);
-        let gate = health::evaluate(
-            settings,
-            &self.plan.spec.health,
-            self.observed,
-            &self.status.batches,
-            self.now,
-        );
+        let gate = self.evaluate_gate(settings);
         self.record_health(&gate);
         if gate.verdict == Verdict::Unhealthy && self.status.point_of_no_return_at.is_none() {
             let reason = if gate
@@ -182,6 +191,23 @@ impl Step<'_> {
         if let Some(at) = gate.next_deadline {
             self.requeue_at(at);
         }
+        // A claim lost between the status write and its action (a crash) is made again, so the
+        // pool stays this plan's for as long as the plan runs.
+        let old: Vec<&str> = scope::old_nodes(self.plan, self.observed)
+            .into_iter()
+            .map(|n| n.name.as_str())
+            .collect();
+        let elsewhere: BTreeSet<String> = self
+            .claimed_elsewhere(&old)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        let mine: Vec<String> = old
+            .into_iter()
+            .filter(|n| !elsewhere.contains(*n))
+            .map(String::from)
+            .collect();
+        self.claim(&mine);
         match self
             .status
             .batches
@@ -233,12 +259,8 @@ impl Step<'_> {
         reason: &'static str,
         message: String,
     ) {
-        self.actions.retain(|a| {
-            matches!(
-                a,
-                Action::Claim { .. } | Action::Release { .. } | Action::Uncordon { .. }
-            )
-        });
+        self.actions
+            .retain(|a| matches!(a, Action::Release { .. } | Action::Uncordon { .. }));
         let batch = self
             .status
             .batches
@@ -379,6 +401,43 @@ impl Step<'_> {
             self.requeue_within(RETRY);
             return;
         }
+        // Cordon only nodes this plan is seen to own: a claim that lost a race to another plan
+        // (the shell's claim is conditional) must not be cordoned by both.
+        let me = self.name();
+        let unclaimed: Vec<&String> = old
+            .iter()
+            .filter(|n| {
+                self.observed
+                    .node(n)
+                    .is_some_and(|v| v.claimed_by() != Some(me.as_str()))
+            })
+            .collect();
+        if !unclaimed.is_empty() {
+            let names: Vec<&str> = unclaimed.iter().map(|s| s.as_str()).collect();
+            let elsewhere = self.claimed_elsewhere(&names);
+            for (node, owner) in &elsewhere {
+                self.blockers.push(crate::api::Blocker {
+                    node: node.clone(),
+                    pod: None,
+                    reason: format!("node {node} belongs to plan {owner}, which is still active"),
+                });
+            }
+            let free: Vec<String> = unclaimed
+                .iter()
+                .filter(|n| !elsewhere.iter().any(|(e, _)| e == **n))
+                .map(|n| n.to_string())
+                .collect();
+            self.claim(&free);
+            self.say(
+                reasons::CLAIMED_BY_ANOTHER_PLAN,
+                format!(
+                    "{label}: waiting to own {} before cordoning",
+                    names.join(", ")
+                ),
+            );
+            self.requeue_within(RETRY);
+            return;
+        }
         let mut displaced: BTreeSet<DisplacedWorkload> = BTreeSet::new();
         for node in &old {
             let view = self.observed.node(node);
@@ -387,6 +446,10 @@ impl Step<'_> {
                     drain::classify(pod, view, settings),
                     drain::Disposition::Evict { .. }
                 ) {
+                    continue;
+                }
+                // Only workloads whose pods the gate watches (health selectors) gate the batch.
+                if !health::counts(pod, self.observed, &self.plan.spec.health) {
                     continue;
                 }
                 if let Some(w) = pod
@@ -443,13 +506,7 @@ impl Step<'_> {
                 reasons::DRAIN_COMPLETED,
                 format!("{label}: {} drained", batch.old_nodes.join(", ")),
             );
-            let gate = health::evaluate(
-                settings,
-                &self.plan.spec.health,
-                self.observed,
-                &self.status.batches,
-                self.now,
-            );
+            let gate = self.evaluate_gate(settings);
             self.record_health(&gate);
             return self.soaking(settings, i, &gate);
         }
@@ -461,7 +518,9 @@ impl Step<'_> {
             .take(3)
             .map(|b| b.reason.clone())
             .collect();
-        if self.now >= deadline {
+        // While paused molt itself holds the drain back, so the timeout does not run out; the
+        // drain clock starts again when the pause ends.
+        if self.now >= deadline && !settings.paused {
             let message = format!(
                 "{label}: the drain of {} did not finish within {} (drain.timeout); {} pods left{}",
                 batch.old_nodes.join(", "),
@@ -522,6 +581,9 @@ impl Step<'_> {
     /// The gate must stay Healthy for `soak`, without a break.
     fn soaking(&mut self, settings: &Settings, i: usize, gate: &Gate) {
         let label = self.batch_label(i);
+        if let Some(at) = gate.next_deadline {
+            self.requeue_at(at);
+        }
         if gate.verdict != Verdict::Healthy {
             self.status.batches[i].soak_started_at = None;
             self.say(
@@ -747,7 +809,21 @@ impl Step<'_> {
             ));
         }
         self.event(EventType::Normal, reasons::BATCH_STARTED, note);
+        // The gate now covers the new batch (its nodes are pending).
+        let gate = self.evaluate_gate(settings);
+        self.record_health(&gate);
         self.provisioning(settings, index as usize);
+    }
+
+    /// The health gate over the batches recorded so far.
+    pub(crate) fn evaluate_gate(&self, settings: &Settings) -> Gate {
+        health::evaluate(
+            settings,
+            &self.plan.spec.health,
+            self.observed,
+            &self.status.batches,
+            self.now,
+        )
     }
 
     /// Recompute counts from the batches and the pool.

@@ -72,7 +72,8 @@ fn describe_one(u: &UnhealthyPod) -> String {
     }
 }
 
-fn counts(pod: &PodView, observed: &Observed, spec: &HealthSpec) -> bool {
+/// Whether the health selectors pick `pod`.
+pub(crate) fn counts(pod: &PodView, observed: &Observed, spec: &HealthSpec) -> bool {
     let ns_labels = observed
         .namespaces
         .get(&pod.namespace)

@@ -50,9 +50,24 @@ pub fn decide(plan: &NodeUpdatePlan, observed: &Observed, now: Timestamp) -> Dec
         requeue: None,
         reason: reasons::PENDING,
         message: String::new(),
+        held: false,
     };
     match Settings::from_spec(&plan.spec) {
+        Ok(_) if step.target_changed() => {
+            let was = step.status.target_image.clone().unwrap_or_default();
+            step.hold(
+                reasons::TARGET_CHANGED,
+                format!(
+                    "spec.target.image changed from {was} to {} after the plan started; restore it, or delete this plan and create a new one",
+                    plan.spec.target.image
+                ),
+            )
+        }
         Ok(settings) => step.run(&settings),
+        Err(e) if step.in_flight() => step.hold(
+            reasons::INVALID_SPEC,
+            format!("the spec can no longer be carried out: {e}; fix it and the plan continues"),
+        ),
         Err(e) => step.invalid(&e),
     }
     step.finish(&prev)
@@ -72,6 +87,8 @@ pub(crate) struct Step<'a> {
     pub(crate) reason: &'static str,
     /// The decision in words.
     pub(crate) message: String,
+    /// Holding in place: no action at all until the spec is fixed.
+    pub(crate) held: bool,
 }
 
 impl Step<'_> {
@@ -143,6 +160,47 @@ impl Step<'_> {
         }
     }
 
+    /// Why the plan stopped, in words (empty if it did not).
+    pub(crate) fn failure_message(&self) -> String {
+        self.status
+            .failure
+            .as_ref()
+            .map(|f| f.message.clone())
+            .unwrap_or_default()
+    }
+
+    /// The plan has touched the cluster and has not come to rest.
+    fn in_flight(&self) -> bool {
+        self.status.started_at.is_some()
+            && !matches!(
+                self.phase(),
+                Phase::Succeeded | Phase::RolledBack | Phase::Failed
+            )
+    }
+
+    /// `spec.target` differs from the image the plan started with, while it is in flight.
+    fn target_changed(&self) -> bool {
+        self.in_flight()
+            && self
+                .status
+                .target_image
+                .as_ref()
+                .is_some_and(|t| *t != self.plan.spec.target.image)
+    }
+
+    /// Hold in place, whatever the phase: no cordon, eviction, provisioning, removal or uncordon
+    /// until the spec is fixed. The phase and every record stay, so the fix continues exactly
+    /// where the plan was (forward or back).
+    fn hold(&mut self, reason: &'static str, message: String) {
+        let was_held = status::condition(&self.status, crate::api::condition::types::PROGRESSING)
+            .is_some_and(|c| c.reason == reason);
+        if !was_held {
+            self.event(EventType::Warning, reason, message.clone());
+        }
+        self.held = true;
+        self.say(reason, message);
+    }
+
     /// A spec the engine cannot carry out: Failed, with the reason, and nothing touched.
     fn invalid(&mut self, error: &settings::SpecError) {
         if self.phase() != Phase::Failed {
@@ -164,12 +222,7 @@ impl Step<'_> {
 
     /// After a stop, nothing happens until the spec changes.
     fn stopped(&mut self) {
-        let why = self
-            .status
-            .failure
-            .as_ref()
-            .map(|f| f.message.clone())
-            .unwrap_or_default();
+        let why = self.failure_message();
         let phase = self.phase();
         let reason = match phase {
             Phase::Halted => reasons::HALTED,
@@ -215,17 +268,24 @@ impl Step<'_> {
         self.status.failure = None;
         self.status.stopped_generation = None;
         self.set_phase(Phase::Progressing);
-        // The clocks of the batch in flight start again: the halt was the person's time, not the batch's.
+        // The halt was the person's time, not the batch's.
+        self.restart_clocks(true);
+        self.forward(settings);
+    }
+
+    /// The clocks of the batch in flight start again from now (and its soak too, if `soak`).
+    pub(crate) fn restart_clocks(&mut self, soak: bool) {
         let now = self.now_time();
         if let Some(b) = self.status.batches.last_mut() {
-            b.soak_started_at = None;
+            if soak {
+                b.soak_started_at = None;
+            }
             match b.phase {
                 crate::api::BatchPhase::Provisioning => b.provisioned_at = Some(now),
                 crate::api::BatchPhase::Draining => b.drain_started_at = Some(now),
                 _ => {}
             }
         }
-        self.forward(settings);
     }
 
     fn new_attempt(&mut self, settings: &Settings) {

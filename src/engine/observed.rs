@@ -421,7 +421,10 @@ mod tests {
         assert_eq!(v.name, "n1");
         assert!(v.unschedulable);
         assert_eq!(v.readiness, NodeReadiness::NotReady);
-        assert_eq!(v.readiness_since, Some("2026-11-20T10:00:00Z".parse().unwrap()));
+        assert_eq!(
+            v.readiness_since,
+            Some("2026-11-20T10:00:00Z".parse().unwrap())
+        );
         assert_eq!(v.image(), Some("v2"));
         assert_eq!(v.cordoned_by(), Some("p"));
         assert_eq!(v.claimed_by(), Some("p"));
@@ -457,7 +460,12 @@ mod tests {
         let v = PodView::from(&pod);
         assert_eq!(v.key(), "shop/web-1");
         assert_eq!(v.node, "n1");
-        assert_eq!(v.controller.as_ref().map(|c| (c.kind.as_str(), c.name.as_str())), Some(("ReplicaSet", "web-abc")));
+        assert_eq!(
+            v.controller
+                .as_ref()
+                .map(|c| (c.kind.as_str(), c.name.as_str())),
+            Some(("ReplicaSet", "web-abc"))
+        );
         assert_eq!(v.phase, PodPhase::Running);
         assert!(!v.ready);
         assert_eq!(v.restarts, 5);
@@ -473,7 +481,11 @@ mod tests {
         let v = PodView::from(&failed);
         assert!(v.is_finished() && v.controller.is_none());
         assert_eq!(v.problem.as_deref(), Some("Evicted"));
-        assert_eq!(v.started_at, Some("2026-11-20T09:00:00Z".parse().unwrap()), "falls back to creation time");
+        assert_eq!(
+            v.started_at,
+            Some("2026-11-20T09:00:00Z".parse().unwrap()),
+            "falls back to creation time"
+        );
     }
 
     #[test]
@@ -487,7 +499,10 @@ mod tests {
         .unwrap();
         let v = PdbView::from(&pdb);
         assert!(!v.up_to_date);
-        assert_eq!((v.disruptions_allowed, v.current_healthy, v.desired_healthy), (1, 3, 2));
+        assert_eq!(
+            (v.disruptions_allowed, v.current_healthy, v.desired_healthy),
+            (1, 3, 2)
+        );
         assert!(v.selector.is_some());
     }
 
@@ -500,13 +515,19 @@ mod tests {
         }))
         .unwrap();
         let w = WorkloadView::from(&rs);
-        assert_eq!((w.workload.kind.as_str(), w.desired, w.ready), ("ReplicaSet", 3, 2));
+        assert_eq!(
+            (w.workload.kind.as_str(), w.desired, w.ready),
+            ("ReplicaSet", 3, 2)
+        );
         let ds: DaemonSet = serde_json::from_value(json!({
             "metadata": {"name": "agent", "namespace": "kube-system"},
             "status": {"desiredNumberScheduled": 5, "numberReady": 5, "currentNumberScheduled": 5, "numberMisscheduled": 0}
         }))
         .unwrap();
         let w = WorkloadView::from(&ds);
-        assert_eq!((w.workload.kind.as_str(), w.desired, w.ready), ("DaemonSet", 5, 5));
+        assert_eq!(
+            (w.workload.kind.as_str(), w.desired, w.ready),
+            ("DaemonSet", 5, 5)
+        );
     }
 }

@@ -107,15 +107,17 @@ impl Step<'_> {
                 b.phase = BatchPhase::RolledBack;
                 b.completed_at = Some(now.clone());
             }
+            // A batch caught removing its old nodes passed its gate: it is kept, as a completed one.
+            for b in &mut self.status.batches {
+                if b.phase == BatchPhase::RemovingOldNodes {
+                    b.phase = BatchPhase::Completed;
+                    b.completed_at = Some(now.clone());
+                }
+            }
             self.set_phase(Phase::RolledBack);
             self.status.completed_at = Some(now);
             self.status.stopped_generation = Some(self.generation());
-            let why = self
-                .status
-                .failure
-                .as_ref()
-                .map(|f| f.message.clone())
-                .unwrap_or_default();
+            let why = self.failure_message();
             self.event(
                 EventType::Normal,
                 reasons::ROLLED_BACK,

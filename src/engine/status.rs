@@ -4,7 +4,7 @@
 //! controller rewriting the same status does not make them look new.
 
 use super::health::MAX_LISTED;
-use super::{Decision, RESYNC, Step};
+use super::{Action, Decision, RESYNC, Step};
 use crate::api::condition::{reasons, types};
 use crate::api::{NodeUpdatePlanStatus, Phase, Verdict};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -60,7 +60,9 @@ impl Step<'_> {
         let now = self.now_time();
         let phase = self.phase();
         self.status.observed_generation = Some(generation);
-        if let Ok(settings) = super::settings::Settings::from_spec(&self.plan.spec) {
+        if !self.held
+            && let Ok(settings) = super::settings::Settings::from_spec(&self.plan.spec)
+        {
             self.update_summary(&settings);
         }
         let mut blockers = std::mem::take(&mut self.blockers);
@@ -71,7 +73,7 @@ impl Step<'_> {
         let reason = self.reason;
         let message = self.message.clone();
         let mut conditions = std::mem::take(&mut self.status.conditions);
-        let moving = matches!(phase, Phase::Progressing | Phase::RollingBack);
+        let moving = matches!(phase, Phase::Progressing | Phase::RollingBack) && !self.held;
         set_condition(
             &mut conditions,
             types::PROGRESSING,
@@ -155,11 +157,13 @@ impl Step<'_> {
         );
 
         let failure = self.status.failure.clone();
-        let degraded = matches!(
-            phase,
-            Phase::Halted | Phase::RollingBack | Phase::RolledBack | Phase::Failed
-        );
+        let degraded = self.held
+            || matches!(
+                phase,
+                Phase::Halted | Phase::RollingBack | Phase::RolledBack | Phase::Failed
+            );
         let (d_reason, d_message) = match (&failure, degraded) {
+            _ if self.held => (reason.to_string(), message.clone()),
             (Some(f), true) => (f.reason.clone(), f.message.clone()),
             _ => (
                 reasons::NOT_APPLICABLE.to_string(),
@@ -238,7 +242,14 @@ impl Step<'_> {
         ) {
             requeue = Some(requeue.map_or(RESYNC, |r| r.min(RESYNC)));
         }
-        let mut actions = self.actions;
+        // One intent once: steps of the same decision may ask for the same thing (a claim at the
+        // start and again for the batch, a cordon by the drain and again by the removal).
+        let mut actions: Vec<Action> = Vec::with_capacity(self.actions.len() + self.events.len());
+        for a in self.actions {
+            if !actions.contains(&a) {
+                actions.push(a);
+            }
+        }
         actions.extend(self.events);
         Decision {
             actions,

@@ -25,6 +25,8 @@ enum Event {
     TogglePause,
     /// A person changes the spec in another way (resumes a stopped plan).
     Touch,
+    /// A person makes the spec invalid (as if admission let it through), or fixes it.
+    ToggleInvalidSpec,
     /// A new node goes NotReady.
     NewNodeFails(usize),
     /// A workload starts failing everywhere.
@@ -40,6 +42,7 @@ fn event() -> impl Strategy<Value = Event> {
         1 => (0usize..8).prop_map(Event::HumanCordon),
         1 => Just(Event::TogglePause),
         1 => Just(Event::Touch),
+        1 => Just(Event::ToggleInvalidSpec),
         1 => (0usize..4).prop_map(Event::NewNodeFails),
         1 => (0usize..3).prop_map(Event::Outage),
     ]
@@ -146,6 +149,13 @@ fn apply(sim: &mut Sim, e: &Event) {
         Event::Touch => sim.edit_spec(|p| {
             p.spec.health.max_restarts += 1;
         }),
+        Event::ToggleInvalidSpec => sim.edit_spec(|p| {
+            p.spec.health.max_restarts = if p.spec.health.max_restarts < 0 {
+                3
+            } else {
+                -1
+            };
+        }),
         Event::NewNodeFails(i) => {
             let target = sim.target();
             let new: Vec<String> = sim
@@ -171,6 +181,9 @@ fn apply(sim: &mut Sim, e: &Event) {
 
 /// Leave the cluster alone (no faults added, plan unpaused) and let the controller work.
 fn settle(sim: &mut Sim) {
+    if sim.plan.spec.health.max_restarts < 0 {
+        sim.edit_spec(|p| p.spec.health.max_restarts = 3);
+    }
     if sim.plan.spec.paused {
         sim.edit_spec(|p| p.spec.paused = false);
     }
@@ -276,31 +289,60 @@ fn the_model_reports_each_kind_of_violation() {
 
     // Invariant 1: web has 3 Ready pods and minAvailable 2, so a second eviction is forbidden.
     let mut sim = Sim::new(plan(), 3);
-    let webs: Vec<_> = sim.pods.iter().filter(|p| p.labels.get("app").map(String::as_str) == Some("web")).cloned().collect();
+    let webs: Vec<_> = sim
+        .pods
+        .iter()
+        .filter(|p| p.labels.get("app").map(String::as_str) == Some("web"))
+        .cloned()
+        .collect();
     sim.execute(&evict(&webs[0]));
     assert!(sim.violations.is_empty());
     sim.execute(&evict(&webs[1]));
-    assert!(sim.violations.iter().any(|v| v.contains("invariant 1")), "{:?}", sim.violations);
+    assert!(
+        sim.violations.iter().any(|v| v.contains("invariant 1")),
+        "{:?}",
+        sim.violations
+    );
 
     // Invariant 3: a node a person cordoned is not molt's to uncordon.
     let mut sim = Sim::new(plan(), 3);
     sim.nodes[0].unschedulable = true;
     sim.human_cordoned.insert("old-0".into());
-    sim.execute(&Action::Uncordon { node: "old-0".into() });
-    assert!(sim.violations.iter().any(|v| v.contains("invariant 3")), "{:?}", sim.violations);
+    sim.execute(&Action::Uncordon {
+        node: "old-0".into(),
+    });
+    assert!(
+        sim.violations.iter().any(|v| v.contains("invariant 3")),
+        "{:?}",
+        sim.violations
+    );
 
     // Invariant 2: with batch size 1, two old nodes cordoned by molt and not replaced.
     let mut sim = Sim::new(plan(), 3);
-    sim.execute(&Action::Cordon { node: "old-0".into() });
-    sim.execute(&Action::Cordon { node: "old-1".into() });
+    sim.execute(&Action::Cordon {
+        node: "old-0".into(),
+    });
+    sim.execute(&Action::Cordon {
+        node: "old-1".into(),
+    });
     sim.tick(1);
-    assert!(sim.violations.iter().any(|v| v.contains("invariant 2")), "{:?}", sim.violations);
+    assert!(
+        sim.violations.iter().any(|v| v.contains("invariant 2")),
+        "{:?}",
+        sim.violations
+    );
 
     // Invariant 6: a control-plane node removed.
     let mut sim = Sim::new(plan(), 2);
     sim.nodes.push(control_plane("cp-0"));
-    sim.execute(&Action::RemoveNode { node: "cp-0".into() });
-    assert!(sim.violations.iter().any(|v| v.contains("invariant 6")), "{:?}", sim.violations);
+    sim.execute(&Action::RemoveNode {
+        node: "cp-0".into(),
+    });
+    assert!(
+        sim.violations.iter().any(|v| v.contains("invariant 6")),
+        "{:?}",
+        sim.violations
+    );
 
     // Invariant 4: a provision after a stop decision.
     let mut w = World {
@@ -317,7 +359,21 @@ fn the_model_reports_each_kind_of_violation() {
     let mut sim = build(&w);
     assert!(sim.run_until(&[Phase::Halted], 500));
     assert!(sim.violations.is_empty(), "{:?}", sim.violations);
-    let old = sim.nodes.iter().find(|n| n.name == "old-1").cloned().unwrap();
-    sim.execute(&Action::Provision(crate::engine::scope::replacement(&sim.plan, &old, "extra".into(), 9)));
-    assert!(sim.violations.iter().any(|v| v.contains("invariant 4")), "{:?}", sim.violations);
+    let old = sim
+        .nodes
+        .iter()
+        .find(|n| n.name == "old-1")
+        .cloned()
+        .unwrap();
+    sim.execute(&Action::Provision(crate::engine::scope::replacement(
+        &sim.plan,
+        &old,
+        "extra".into(),
+        9,
+    )));
+    assert!(
+        sim.violations.iter().any(|v| v.contains("invariant 4")),
+        "{:?}",
+        sim.violations
+    );
 }

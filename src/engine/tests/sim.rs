@@ -416,8 +416,10 @@ impl Sim {
 
     /// The largest batch the plan may have in flight.
     pub fn max_batch(&self) -> usize {
-        let settings =
-            crate::engine::settings::Settings::from_spec(&self.plan.spec).expect("valid spec");
+        // Batch sizing does not depend on the health fields a test may have made invalid.
+        let mut spec = self.plan.spec.clone();
+        spec.health.max_restarts = spec.health.max_restarts.max(0);
+        let settings = crate::engine::settings::Settings::from_spec(&spec).expect("valid spec");
         let total = self
             .plan
             .status

@@ -1,0 +1,465 @@
+//! Scenario tests: given a plan, a cluster and a time, the engine decides these actions and this status.
+//!
+//! Each test drives the pure engine through a [`World`]: a snapshot that changes only when the test
+//! changes it (or carries out the engine's actions), so every assertion names the exact actions,
+//! phases, timestamps, conditions and Events of one transition. Whole rollouts through the cluster
+//! model live in `end_to_end`.
+
+mod advance;
+mod batches;
+mod cleanup;
+mod drain;
+mod end_to_end;
+mod halt;
+mod health;
+mod pause;
+mod provisioning;
+mod rollback;
+mod scope;
+mod spec;
+
+use super::{at, control_plane, node, plan, plan_yaml, pod, t0};
+use crate::api::condition::types;
+use crate::api::{BatchStatus, NodeUpdatePlan, NodeUpdatePlanStatus, Phase, WorkloadRef, keys};
+use crate::engine::observed::{
+    NodeReadiness, NodeView, Observed, PdbView, PodPhase, PodView, WorkloadView,
+};
+use crate::engine::{Action, Decision, EventType, decide};
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
+use std::collections::BTreeMap;
+
+/// The test plan's name (see `plan_yaml`).
+pub const ME: &str = "workers-v2";
+
+/// The deterministic name of the node that fills `slot` of `batch` in `attempt` for the test plan.
+pub fn new_name(attempt: u32, batch: u32, slot: u32) -> String {
+    format!("workers-v2-7f3c2-a{attempt}b{batch}n{slot}")
+}
+
+/// A plan and a cluster snapshot at a moment. Nothing changes unless the test changes it or
+/// carries out the engine's actions with [`World::apply`].
+pub struct World {
+    pub plan: NodeUpdatePlan,
+    pub obs: Observed,
+    pub now: Timestamp,
+}
+
+impl World {
+    /// A world at [`t0`] with these nodes, every node's pods observed, namespace `default`.
+    pub fn new(plan: NodeUpdatePlan, nodes: Vec<NodeView>) -> World {
+        let pods_observed_on = nodes.iter().map(|n| n.name.clone()).collect();
+        World {
+            plan,
+            obs: Observed {
+                nodes,
+                pods_observed_on,
+                namespaces: [("default".to_string(), BTreeMap::new())].into(),
+                ..Default::default()
+            },
+            now: t0(),
+        }
+    }
+
+    /// A world with `n` worker nodes `old-0`, `old-1`, … and no pods.
+    pub fn with_nodes(plan: NodeUpdatePlan, n: usize) -> World {
+        World::new(plan, (0..n).map(|i| node(&format!("old-{i}"))).collect())
+    }
+
+    /// Ready counts of workloads follow their pods, as the workload controllers report them.
+    fn sync_workloads(&mut self) {
+        let pods = self.obs.pods.clone();
+        for w in &mut self.obs.workloads {
+            w.ready = pods
+                .iter()
+                .filter(|p| p.controller.as_ref() == Some(&w.workload))
+                .filter(|p| p.ready && p.deleting_since.is_none())
+                .count() as i32;
+        }
+    }
+
+    /// The engine's decision now, without recording it.
+    pub fn peek(&mut self) -> Decision {
+        self.sync_workloads();
+        decide(&self.plan, &self.obs, self.now)
+    }
+
+    /// Decide and record the status (as the shell does before acting); actions are not carried out.
+    pub fn decide(&mut self) -> Decision {
+        let d = self.peek();
+        self.plan.status = Some(d.status.clone());
+        d
+    }
+
+    /// Decide, record the status and carry out every action.
+    pub fn step(&mut self) -> Decision {
+        let d = self.decide();
+        self.apply(&d);
+        d
+    }
+
+    /// Carry out actions as the shell and the API server would, without anything else moving.
+    pub fn apply(&mut self, d: &Decision) {
+        for a in &d.actions {
+            match a {
+                Action::Claim { node } => {
+                    self.node_mut(node)
+                        .annotations
+                        .insert(keys::CLAIMED_BY_ANNOTATION.into(), ME.into());
+                }
+                Action::Release { node } => {
+                    let n = self.node_mut(node);
+                    if n.claimed_by() == Some(ME) {
+                        n.annotations.remove(keys::CLAIMED_BY_ANNOTATION);
+                    }
+                }
+                Action::Provision(new) => {
+                    if self.obs.node(&new.name).is_none() {
+                        self.obs.nodes.push(NodeView {
+                            name: new.name.clone(),
+                            labels: new.labels.clone(),
+                            annotations: new.annotations.clone(),
+                            taints: new.taints.clone(),
+                            capacity: new.capacity.clone(),
+                            allocatable: new.allocatable.clone(),
+                            ..Default::default()
+                        });
+                        self.obs.pods_observed_on.insert(new.name.clone());
+                    }
+                }
+                Action::Cordon { node } => {
+                    let n = self.node_mut(node);
+                    if !n.unschedulable {
+                        n.unschedulable = true;
+                        n.annotations
+                            .insert(keys::CORDONED_BY_ANNOTATION.into(), ME.into());
+                    }
+                }
+                Action::Uncordon { node } => {
+                    let n = self.node_mut(node);
+                    assert_eq!(
+                        n.cordoned_by(),
+                        Some(ME),
+                        "uncordon of {node}, which molt did not cordon"
+                    );
+                    n.unschedulable = false;
+                    n.annotations.remove(keys::CORDONED_BY_ANNOTATION);
+                }
+                Action::Evict {
+                    namespace,
+                    pod,
+                    uid,
+                    ..
+                } => {
+                    let now = self.now;
+                    if let Some(p) = self
+                        .obs
+                        .pods
+                        .iter_mut()
+                        .find(|p| &p.namespace == namespace && &p.name == pod && &p.uid == uid)
+                    {
+                        p.deleting_since.get_or_insert(now);
+                    }
+                }
+                Action::RemoveNode { node } => {
+                    self.obs.nodes.retain(|n| &n.name != node);
+                    self.obs.pods.retain(|p| &p.node != node);
+                    self.obs.pods_observed_on.remove(node);
+                }
+                Action::Event { .. } => {}
+            }
+        }
+    }
+
+    /// Let `secs` seconds pass (nothing else changes).
+    pub fn tick(&mut self, secs: i64) {
+        self.now = at(self.now, secs);
+    }
+
+    /// A person edits the spec: the generation moves on.
+    pub fn edit(&mut self, f: impl FnOnce(&mut NodeUpdatePlan)) {
+        f(&mut self.plan);
+        self.plan.metadata.generation = Some(self.plan.metadata.generation.unwrap_or(1) + 1);
+    }
+
+    pub fn status(&self) -> &NodeUpdatePlanStatus {
+        self.plan.status.as_ref().expect("a decision was recorded")
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.plan
+            .status
+            .as_ref()
+            .and_then(|s| s.phase)
+            .unwrap_or(Phase::Pending)
+    }
+
+    pub fn batch(&self, i: usize) -> &BatchStatus {
+        &self.status().batches[i]
+    }
+
+    pub fn node(&self, name: &str) -> &NodeView {
+        self.obs
+            .node(name)
+            .unwrap_or_else(|| panic!("node {name} exists"))
+    }
+
+    pub fn node_mut(&mut self, name: &str) -> &mut NodeView {
+        self.obs
+            .nodes
+            .iter_mut()
+            .find(|n| n.name == name)
+            .unwrap_or_else(|| panic!("node {name} exists"))
+    }
+
+    pub fn has_node(&self, name: &str) -> bool {
+        self.obs.node(name).is_some()
+    }
+
+    /// The node's Ready condition turns True now.
+    pub fn set_ready(&mut self, name: &str) {
+        let now = self.now;
+        let n = self.node_mut(name);
+        n.readiness = NodeReadiness::Ready;
+        n.readiness_since = Some(now);
+    }
+
+    /// The node's Ready condition turns False now.
+    pub fn set_not_ready(&mut self, name: &str) {
+        let now = self.now;
+        let n = self.node_mut(name);
+        n.readiness = NodeReadiness::NotReady;
+        n.readiness_since = Some(now);
+    }
+
+    /// Every node molt provisioned so far turns Ready.
+    pub fn ready_new_nodes(&mut self) {
+        let pending: Vec<String> = self
+            .obs
+            .nodes
+            .iter()
+            .filter(|n| {
+                n.labels.contains_key(keys::PLAN_LABEL) && n.readiness != NodeReadiness::Ready
+            })
+            .map(|n| n.name.clone())
+            .collect();
+        for n in pending {
+            self.set_ready(&n);
+        }
+    }
+
+    pub fn add_pod(&mut self, p: PodView) {
+        self.obs.pods.push(p);
+    }
+
+    /// A pod of ReplicaSet `rs` that the scheduler just placed on `node`: Running, not Ready yet.
+    pub fn land(&mut self, name: &str, node: &str, rs: &str) {
+        let mut p = pod(name, node, rs, self.now);
+        p.ready = false;
+        self.add_pod(p);
+    }
+
+    pub fn pod_mut(&mut self, name: &str) -> &mut PodView {
+        self.obs
+            .pods
+            .iter_mut()
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("pod {name} exists"))
+    }
+
+    /// Terminating pods finish terminating.
+    pub fn gone(&mut self) {
+        self.obs.pods.retain(|p| p.deleting_since.is_none());
+    }
+
+    /// Register ReplicaSet `rs` in `default` wanting `desired` pods (its ready count follows its pods).
+    pub fn workload(&mut self, rs: &str, desired: i32) {
+        self.obs.workloads.push(WorkloadView {
+            workload: rs_ref(rs),
+            desired,
+            ready: 0,
+        });
+    }
+
+    /// Step, turn new nodes Ready and let terminating pods go, until `done` holds (at most `max` rounds).
+    pub fn drive_until(&mut self, done: impl Fn(&World) -> bool, max: usize) -> Vec<Decision> {
+        let mut decisions = vec![];
+        for _ in 0..max {
+            if done(self) {
+                return decisions;
+            }
+            let d = self.step();
+            self.ready_new_nodes();
+            self.gone();
+            self.tick(
+                d.requeue_after
+                    .map_or(1, |r| r.as_secs().clamp(1, 60) as i64),
+            );
+            decisions.push(d);
+        }
+        assert!(
+            done(self),
+            "not reached after {max} rounds: {:?}: {:?}",
+            self.phase(),
+            self.status().message
+        );
+        decisions
+    }
+}
+
+/// `ReplicaSet default/<name>`.
+pub fn rs_ref(name: &str) -> WorkloadRef {
+    WorkloadRef {
+        kind: "ReplicaSet".into(),
+        namespace: "default".into(),
+        name: name.into(),
+    }
+}
+
+/// A PDB over `app=<app>` in `default`, with the status the disruption controller reports.
+pub fn pdb(name: &str, app: &str, allowed: i32, healthy: i32, desired: i32) -> PdbView {
+    PdbView {
+        namespace: "default".into(),
+        name: name.into(),
+        selector: Some(LabelSelector {
+            match_labels: Some([("app".to_string(), app.to_string())].into()),
+            ..Default::default()
+        }),
+        disruptions_allowed: allowed,
+        current_healthy: healthy,
+        desired_healthy: desired,
+        up_to_date: true,
+    }
+}
+
+/// A pod with no controller.
+pub fn bare_pod(name: &str, node: &str, at: Timestamp) -> PodView {
+    PodView {
+        controller: None,
+        ..pod(name, node, name, at)
+    }
+}
+
+/// A pod owned by a controller of `kind` (`DaemonSet`, `Job`, …).
+pub fn owned_pod(name: &str, node: &str, kind: &str, owner: &str, at: Timestamp) -> PodView {
+    let mut p = pod(name, node, owner, at);
+    p.controller = Some(WorkloadRef {
+        kind: kind.into(),
+        namespace: "default".into(),
+        name: owner.into(),
+    });
+    p
+}
+
+/// The cluster-changing actions of a decision, in order, in a compact form.
+pub fn acts(d: &Decision) -> Vec<String> {
+    d.actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Claim { node } => Some(format!("Claim {node}")),
+            Action::Release { node } => Some(format!("Release {node}")),
+            Action::Provision(n) => Some(format!("Provision {} for {}", n.name, n.replaces)),
+            Action::Cordon { node } => Some(format!("Cordon {node}")),
+            Action::Uncordon { node } => Some(format!("Uncordon {node}")),
+            Action::Evict { namespace, pod, .. } => Some(format!("Evict {namespace}/{pod}")),
+            Action::RemoveNode { node } => Some(format!("RemoveNode {node}")),
+            Action::Event { .. } => None,
+        })
+        .collect()
+}
+
+/// Reasons of the Events a decision publishes, in order.
+pub fn events(d: &Decision) -> Vec<&'static str> {
+    d.actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Event { reason, .. } => Some(*reason),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The Event with `reason`: its type and note.
+pub fn event(d: &Decision, reason: &str) -> (EventType, String) {
+    d.actions
+        .iter()
+        .find_map(|a| match a {
+            Action::Event {
+                type_,
+                reason: r,
+                note,
+            } if *r == reason => Some((*type_, note.clone())),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no {reason} event in {:?}", events(d)))
+}
+
+/// Condition `type_` of a status.
+pub fn cond<'a>(s: &'a NodeUpdatePlanStatus, type_: &str) -> &'a Condition {
+    s.conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .unwrap_or_else(|| panic!("condition {type_} is set"))
+}
+
+/// Assert condition `type_` has `status` and `reason`; returns it for further checks.
+#[track_caller]
+pub fn assert_cond<'a>(
+    s: &'a NodeUpdatePlanStatus,
+    type_: &str,
+    status: &str,
+    reason: &str,
+) -> &'a Condition {
+    let c = cond(s, type_);
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        (status, reason),
+        "condition {type_}: {}",
+        c.message
+    );
+    c
+}
+
+pub fn time(t: Timestamp) -> Option<Time> {
+    Some(Time(t))
+}
+
+/// A one-node world with pod `web-0` (ReplicaSet `web`, 1 replica) on `old-0`, taken through the
+/// drain: at return the batch is Soaking since `drain_completed_at` (= t0+35s, the returned
+/// instant), the replacement `web-1` landed on the new node at that moment, Running but not Ready.
+pub fn soaking(plan: NodeUpdatePlan) -> (World, Timestamp) {
+    soaking_with(plan, |_| {})
+}
+
+/// As [`soaking`], with `setup` applied to the world before the plan's first look at it.
+pub fn soaking_with(plan: NodeUpdatePlan, setup: impl FnOnce(&mut World)) -> (World, Timestamp) {
+    let mut w = World::with_nodes(plan, 1);
+    w.add_pod(pod("web-0", "old-0", "web", t0()));
+    w.workload("web", 1);
+    setup(&mut w);
+    w.step(); // claim, provision
+    w.tick(30);
+    w.ready_new_nodes();
+    let d = w.step(); // cordon, evict web-0
+    let done = acts(&d);
+    assert!(
+        done.contains(&"Cordon old-0".into()) && done.contains(&"Evict default/web-0".into()),
+        "{done:?}"
+    );
+    w.tick(5);
+    w.gone();
+    w.land("web-1", &new_name(0, 0, 0), "web");
+    let d = w.step();
+    assert_eq!(
+        events(&d),
+        [crate::api::condition::reasons::DRAIN_COMPLETED]
+    );
+    assert_eq!(w.batch(0).phase, crate::api::BatchPhase::Soaking);
+    let drained = w.now;
+    (w, drained)
+}
+
+/// Duration from seconds, as the spec holds it.
+pub fn secs(s: u64) -> kube::core::Duration {
+    std::time::Duration::from_secs(s).into()
+}
