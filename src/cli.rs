@@ -1,6 +1,6 @@
 //! The `molt` command line.
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// molt rolls node OS-image updates through a Kubernetes cluster, gated on workload health.
 #[derive(Debug, Parser)]
@@ -14,8 +14,34 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Reconcile NodeUpdatePlans (kubeconfig from KUBECONFIG or ~/.kube/config, else in-cluster).
+    Run(RunArgs),
     /// Print the NodeUpdatePlan CustomResourceDefinition as YAML (the same as crds/).
     Crd,
     /// Print molt's version.
     Version,
+}
+
+/// Options of `molt run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Plans reconciled at the same time.
+    #[arg(long, env = "MOLT_CONCURRENCY", default_value_t = 4)]
+    pub concurrency: u16,
+    /// Log format.
+    #[arg(long, env = "MOLT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `molt=debug,kube=info`.
+    #[arg(long, env = "MOLT_LOG", default_value = "info")]
+    pub log: String,
+    /// Name of this instance on Events (defaults to the host name).
+    #[arg(long, env = "POD_NAME")]
+    pub instance: Option<String>,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }

@@ -2,10 +2,15 @@
 //!
 //! - [`api`]: the `NodeUpdatePlan` resource, condition reasons and node keys (public contract).
 //! - [`engine`]: the pure decision core — `decide(plan, observed, now)`; no client, no clock, no I/O.
+//! - [`controller`]: the shell — watches, reconcile, status, Events, finalizer, action execution.
+//! - [`provision`]: the provider port (create/remove nodes) and its kwok implementation.
 //! - [`crd`]: the CustomResourceDefinition as YAML, as checked in under `crds/`.
-//! - [`cli`]: the `molt` command line.
+//! - [`cli`], [`telemetry`]: the command line and logs.
 
 pub mod api;
 pub mod cli;
+pub mod controller;
 pub mod crd;
 pub mod engine;
+pub mod provision;
+pub mod telemetry;

@@ -1,7 +1,7 @@
 //! The `molt` binary: parses the command line and hands over to the library.
 
 use clap::Parser;
-use molt::cli::{Cli, Command};
+use molt::cli::{Cli, Command, RunArgs};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -12,6 +12,7 @@ fn main() -> ExitCode {
             .map_err(|e| format!("cannot render the CRD: {e}"))
             .and_then(|y| write_stdout(&y)),
         Command::Version => write_stdout(&format!("molt {}\n", env!("CARGO_PKG_VERSION"))),
+        Command::Run(args) => run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -20,6 +21,32 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn run(args: RunArgs) -> Result<(), String> {
+    molt::telemetry::init(args.log_format, &args.log)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(async {
+        let client = kube::Client::try_default().await.map_err(|e| {
+            format!("cannot reach the cluster (kubeconfig or in-cluster config): {e}")
+        })?;
+        let instance = args
+            .instance
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "molt".into());
+        molt::controller::run(
+            client,
+            molt::controller::RunConfig {
+                concurrency: args.concurrency,
+                reporter: instance,
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())
+    })
 }
 
 fn write_stdout(s: &str) -> Result<(), String> {

@@ -1,0 +1,115 @@
+//! One reconcile: finalizer → observe → decide → record the status → carry out the actions.
+//!
+//! Level-triggered: nothing here depends on why the reconcile ran. The status is written before
+//! any action, so a crash after the write repeats idempotent actions and a crash before it repeats
+//! the whole decision.
+
+use super::context::Context;
+use super::error::Error;
+use super::execute::{Outcome, execute};
+use super::observe::{in_flight, snapshot};
+use crate::api::{NodeUpdatePlan, keys};
+use crate::engine::{self, Action as Intent, RESYNC};
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{Event, finalizer};
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{info, warn};
+
+/// Reconcile one plan.
+#[tracing::instrument(skip_all, fields(plan = %plan.name_any()))]
+pub async fn reconcile(plan: Arc<NodeUpdatePlan>, ctx: Arc<Context>) -> Result<Action, Error> {
+    ctx.stores.ready().await.map_err(Error::NotReady)?;
+    let api: Api<NodeUpdatePlan> = Api::all(ctx.client.clone());
+    finalizer(&api, keys::FINALIZER, plan, |event| async {
+        match event {
+            Event::Apply(plan) => apply(&plan, &ctx).await,
+            Event::Cleanup(plan) => cleanup(&plan, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+async fn apply(plan: &NodeUpdatePlan, ctx: &Context) -> Result<Action, Error> {
+    let name = plan.name_any();
+    ctx.pods.set(&name, &in_flight(plan.status.as_ref()));
+    let observed = snapshot(ctx, plan);
+    let decision = engine::decide(plan, &observed, jiff::Timestamp::now());
+
+    // Intent before effect.
+    if plan.status.as_ref() != Some(&decision.status) {
+        write_status(ctx, plan, &decision.status).await?;
+    }
+    ctx.pods.set(&name, &in_flight(Some(&decision.status)));
+
+    for action in &decision.actions {
+        let outcome = execute(ctx, plan, action).await?;
+        log(&name, action, outcome);
+    }
+    Ok(Action::requeue(decision.requeue_after.unwrap_or(RESYNC)))
+}
+
+async fn write_status(
+    ctx: &Context,
+    plan: &NodeUpdatePlan,
+    status: &crate::api::NodeUpdatePlanStatus,
+) -> Result<(), Error> {
+    let api: Api<NodeUpdatePlan> = Api::all(ctx.client.clone());
+    let patch = json!({
+        "apiVersion": NodeUpdatePlan::api_version(&()),
+        "kind": NodeUpdatePlan::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &plan.name_any(),
+        &PatchParams::apply(keys::FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The plan is being deleted: uncordon what it cordoned, release its claims; new nodes stay.
+async fn cleanup(plan: &NodeUpdatePlan, ctx: &Context) -> Result<Action, Error> {
+    let name = plan.name_any();
+    let observed = snapshot(ctx, plan);
+    let actions = engine::cleanup(plan, &observed);
+    for action in &actions {
+        let outcome = execute(ctx, plan, action).await?;
+        log(&name, action, outcome);
+    }
+    ctx.pods.set(&name, &BTreeSet::new());
+    if let Ok(mut f) = ctx.feedback.lock() {
+        f.remove(&name);
+    }
+    info!(plan = %name, undone = actions.len(), "plan deleted: molt's marks removed");
+    Ok(Action::await_change())
+}
+
+fn log(plan: &str, action: &Intent, outcome: Outcome) {
+    match action {
+        Intent::Event { reason, note, .. } => info!(plan, reason, "{note}"),
+        other => match outcome {
+            Outcome::Done => info!(plan, ?other, "done"),
+            Outcome::Skipped => info!(plan, ?other, "nothing to do"),
+            Outcome::EvictionBlocked => {
+                info!(plan, ?other, "eviction refused by a PodDisruptionBudget")
+            }
+            Outcome::EvictionRefused => warn!(plan, ?other, "eviction refused"),
+        },
+    }
+}
+
+/// After an error: conflicts retry at once, the rest with a pause.
+pub fn error_policy(plan: Arc<NodeUpdatePlan>, error: &Error, _ctx: Arc<Context>) -> Action {
+    warn!(plan = %plan.name_any(), category = error.category(), "{error}");
+    match error {
+        Error::Conflict { .. } => Action::requeue(Duration::from_millis(200)),
+        _ => Action::requeue(Duration::from_secs(5)),
+    }
+}
