@@ -34,6 +34,11 @@ pub struct RunArgs {
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `molt=debug,kube=info`.
     #[arg(long, env = "MOLT_LOG", default_value = "info")]
     pub log: String,
+    /// Only reconcile plans whose labels match this selector (e.g. `team=payments`), so several
+    /// molt instances can share a cluster. Overlap between plans is then only detected within
+    /// the plans this instance sees.
+    #[arg(long, env = "MOLT_PLAN_SELECTOR")]
+    pub plan_selector: Option<String>,
     /// Name of this instance on Events (defaults to the host name).
     #[arg(long, env = "POD_NAME")]
     pub instance: Option<String>,
