@@ -42,6 +42,7 @@ fn run(args: RunArgs) -> Result<(), String> {
             molt::controller::RunConfig {
                 concurrency: args.concurrency,
                 reporter: instance,
+                plan_selector: args.plan_selector,
             },
         )
         .await
