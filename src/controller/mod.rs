@@ -40,6 +40,8 @@ pub struct RunConfig {
     pub concurrency: u16,
     /// Name reported on Events.
     pub reporter: String,
+    /// Label selector limiting the plans this instance reconciles.
+    pub plan_selector: Option<String>,
 }
 
 /// A cache of `K` fed by a cluster-wide watch, and the watch stream that feeds it.
@@ -105,15 +107,16 @@ pub async fn run(client: Client, config: RunConfig) -> Result<(), Error> {
     let (daemon_sets, ds_events) = cache::<DaemonSet>(&client);
     let (namespaces, ns_events) = cache::<Namespace>(&client);
 
-    let controller = Controller::new(
-        Api::<NodeUpdatePlan>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .with_config(
-        ControllerConfig::default()
-            .concurrency(config.concurrency)
-            .debounce(Duration::from_millis(250)),
-    );
+    let plan_watch = match &config.plan_selector {
+        Some(selector) => watcher::Config::default().labels(selector),
+        None => watcher::Config::default(),
+    };
+    let controller = Controller::new(Api::<NodeUpdatePlan>::all(client.clone()), plan_watch)
+        .with_config(
+            ControllerConfig::default()
+                .concurrency(config.concurrency)
+                .debounce(Duration::from_millis(250)),
+        );
     let plans = controller.store();
     let stores = Stores {
         plans: plans.clone(),
