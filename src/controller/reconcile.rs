@@ -35,8 +35,15 @@ pub async fn reconcile(plan: Arc<NodeUpdatePlan>, ctx: Arc<Context>) -> Result<A
     .map_err(|e| Error::Finalizer(Box::new(e)))
 }
 
-async fn apply(plan: &NodeUpdatePlan, ctx: &Context) -> Result<Action, Error> {
-    let name = plan.name_any();
+async fn apply(cached: &NodeUpdatePlan, ctx: &Context) -> Result<Action, Error> {
+    let name = cached.name_any();
+    // Decide on the status as last written, not on a cache that may not have caught up with
+    // the previous reconcile's write.
+    let api: Api<NodeUpdatePlan> = Api::all(ctx.client.clone());
+    let Some(fresh) = api.get_opt(&name).await? else {
+        return Ok(Action::await_change());
+    };
+    let plan = &fresh;
     ctx.pods.set(&name, &in_flight(plan.status.as_ref()));
     let observed = snapshot(ctx, plan);
     let decision = engine::decide(plan, &observed, jiff::Timestamp::now());
