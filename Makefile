@@ -24,3 +24,5 @@ crds:
 
 # Local control plane, simulated nodes and the end-to-end suite.
 include e2e/e2e.mk
+# The demo (`make demo`) and the measurements in docs/measurements.md.
+include e2e/demo.mk

@@ -29,26 +29,45 @@ WAIT_SECONDS=${MOLT_CLUSTER_WAIT_SECONDS:-180}
 # Components in start order; `down` stops them in reverse.
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok fault-mirror)
 
-die() { log "cluster: $*"; exit 1; }
+STARTING=0
+die() {
+  log "cluster: $*"
+  if ((STARTING)); then
+    log "cluster: stopping what was started; logs stay in $STATE/logs until the next up/down"
+    stop_all || true
+  fi
+  exit 1
+}
 
 # ---------------------------------------------------------------- processes
 
-# pid_alive <name>: the recorded process still runs the recorded executable.
-# Guards against killing an unrelated process that reused the PID.
+# proc_start <pid>: the process's start time in clock ticks since boot, empty
+# for a process that is gone or a zombie. Together with the PID it identifies
+# a process for good: a recycled PID comes with another start time.
+proc_start() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+  stat=${stat##*) }
+  # fields after the command name: state ppid ... starttime is the 20th
+  set -- $stat
+  [[ $1 != Z ]] && echo "${20}"
+}
+
+# pid_alive <name>: the process recorded for <name> still runs.
 pid_alive() {
-  local f=$STATE/pids/$1 pid exe
+  local f=$STATE/pids/$1 pid start
   [[ -f $f ]] || return 1
-  read -r pid exe <"$f" || return 1
-  [[ -n $pid && -d /proc/$pid ]] || return 1
-  [[ $(readlink "/proc/$pid/exe" 2>/dev/null) == "$exe" ]]
+  read -r pid start _ <"$f" || return 1
+  [[ -n $pid && -n $start ]] || return 1
+  [[ $(proc_start "$pid") == "$start" ]]
 }
 
 stop_one() {
-  local name=$1 pid exe
+  local name=$1 pid
   pid_alive "$name" || return 0
-  read -r pid exe <"$STATE/pids/$name"
+  read -r pid _ <"$STATE/pids/$name"
   kill -TERM "$pid" 2>/dev/null || return 0
-  for _ in $(seq 100); do
+  for _ in $(seq 300); do
     pid_alive "$name" || return 0
     sleep 0.1
   done
@@ -72,8 +91,9 @@ stop_all() {
 # start <name> <executable> [args...]: run in the background, log to logs/<name>.log.
 start() {
   local name=$1 exe; exe=$(readlink -f "$2"); shift 2
-  "$exe" "$@" >"$STATE/logs/$name.log" 2>&1 </dev/null &
-  echo "$! $exe" >"$STATE/pids/$name"
+  "$exe" "$@" >"$STATE/logs/$name.log" 2>&1 </dev/null 9>&- &
+  local pid=$!
+  echo "$pid $(proc_start "$pid") $exe" >"$STATE/pids/$name"
 }
 
 # wait_for <what> <command...>: retry a check until it passes, failing loudly
@@ -116,6 +136,10 @@ make_pki() {
   # Cluster admin: in system:masters, used by the control-plane components,
   # kwok, the fault mirror and the tests' admin client.
   sign admin "/O=system:masters/CN=molt-e2e-admin" \
+    "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth"
+  # Front proxy identity of the API server (aggregation); KCM and scheduler
+  # read its CA from the extension-apiserver-authentication ConfigMap.
+  sign front-proxy "/CN=front-proxy-client" \
     "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth"
   # kwok serves kubelet-like endpoints on its own port.
   sign kwok "/CN=kwok" \
@@ -206,8 +230,26 @@ do_up() {
   done
 
   mkdir -p "$STATE"/{logs,pids,etcd}
+  chmod 700 "$STATE/etcd"
+  STARTING=1
+  trap 'die "interrupted"' INT TERM
   make_pki
   local p=$STATE/pki k=$STATE/kubeconfig
+  # Audit log of pod deletions and evictions: the e2e invariant checker reads it
+  # to prove that pods leave nodes only through the Eviction API.
+  cat >"$STATE/audit-policy.yaml" <<'POLICY'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    verbs: [create]
+    resources: [{group: "", resources: [pods/eviction]}]
+  - level: Metadata
+    verbs: [delete, deletecollection]
+    resources: [{group: "", resources: [pods]}]
+  - level: None
+POLICY
 
   log "cluster: starting etcd"
   start etcd "$(bin_path etcd)" \
@@ -231,8 +273,14 @@ do_up() {
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="$p/sa.pub" --service-account-signing-key-file="$p/sa.key" \
     --service-cluster-ip-range=10.96.0.0/16 \
+    --requestheader-client-ca-file="$p/ca.crt" --requestheader-allowed-names=front-proxy-client \
+    --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
+    --requestheader-extra-headers-prefix=X-Remote-Extra- \
+    --proxy-client-cert-file="$p/front-proxy.crt" --proxy-client-key-file="$p/front-proxy.key" \
     --authorization-mode=Node,RBAC --allow-privileged=true \
-    --max-requests-inflight=0 --max-mutating-requests-inflight=0 --enable-priority-and-fairness=false
+    --max-requests-inflight=0 --max-mutating-requests-inflight=0 --enable-priority-and-fairness=false \
+    --audit-policy-file="$STATE/audit-policy.yaml" --audit-log-path="$STATE/logs/audit.log" \
+    --audit-log-mode=blocking --audit-log-format=json
   wait_for "kube-apiserver /readyz" api /readyz
 
   log "cluster: starting kube-controller-manager, kube-scheduler, kwok, fault-mirror"
@@ -265,6 +313,8 @@ do_up() {
   wait_for "the kube-root-ca.crt ConfigMap" kc -n default get configmap kube-root-ca.crt
   wait_for "RBAC bootstrap roles" kc get clusterrole system:node
 
+  STARTING=0
+  trap - INT TERM
   log "cluster: up in $((SECONDS - t0))s: $(api /version | sed -n 's/.*"gitVersion": "\([^"]*\)".*/\1/p')" \
     "on https://127.0.0.1:$API_PORT"
   log "cluster: export KUBECONFIG=$k   (logs in $STATE/logs)"
@@ -298,10 +348,10 @@ cmd_down() {
 
 cmd_status() {
   [[ -d $STATE ]] || { echo "not running (no state in $STATE)"; return 1; }
-  local rc=0 c pid exe
+  local rc=0 c pid
   for c in "${COMPONENTS[@]}"; do
     if pid_alive "$c"; then
-      read -r pid exe <"$STATE/pids/$c"
+      read -r pid _ <"$STATE/pids/$c"
       printf '%-24s running  pid %-8s rss %s kB\n' "$c" "$pid" "$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")"
     else
       printf '%-24s stopped\n' "$c"

@@ -30,9 +30,13 @@ fn run(args: RunArgs) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     runtime.block_on(async {
-        let client = kube::Client::try_default().await.map_err(|e| {
-            format!("cannot reach the cluster (kubeconfig or in-cluster config): {e}")
-        })?;
+        let mut config = kube::Config::infer()
+            .await
+            .map_err(|e| format!("cannot find a cluster (kubeconfig or in-cluster config): {e}"))?;
+        // A 429 to an eviction is an answer (a PDB refuses), not a hiccup to retry for minutes.
+        config.default_retry = false;
+        let client = kube::Client::try_from(config)
+            .map_err(|e| format!("cannot build a client for the cluster: {e}"))?;
         let instance = args
             .instance
             .or_else(|| std::env::var("HOSTNAME").ok())

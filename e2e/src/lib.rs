@@ -106,9 +106,15 @@ pub fn ensure_cluster() -> Result<PathBuf> {
         return Ok(path.clone());
     }
     let script = repo_dir().join("e2e").join("cluster.sh");
-    let status = std::process::Command::new("bash")
-        .arg(&script)
-        .arg("ensure")
+    let mut command = std::process::Command::new("bash");
+    command.arg(&script).arg("ensure");
+    // Cargo builds the package's binaries next to the test executables'
+    // deps/ directory; hand the fault mirror over instead of running cargo
+    // again from inside a test.
+    if let Some(mirror) = sibling_fault_mirror() {
+        command.env("MOLT_FAULT_MIRROR_BIN", mirror);
+    }
+    let status = command
         .status()
         .with_context(|| format!("running {}", script.display()))?;
     if !status.success() {
@@ -121,6 +127,13 @@ pub fn ensure_cluster() -> Result<PathBuf> {
     let path = cluster_dir().join("kubeconfig");
     *ensured = Some(path.clone());
     Ok(path)
+}
+
+fn sibling_fault_mirror() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let profile_dir = exe.parent()?.parent()?;
+    let mirror = profile_dir.join("fault-mirror");
+    mirror.is_file().then_some(mirror)
 }
 
 /// A connection to the local cluster as its administrator.
@@ -137,9 +150,12 @@ impl Cluster {
         let kubeconfig = ensure_cluster()?;
         let kc = Kubeconfig::read_from(&kubeconfig)
             .with_context(|| format!("reading {}", kubeconfig.display()))?;
-        let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        let mut config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
             .await
             .context("loading the kubeconfig")?;
+        // kube retries 429/503/504 answers by default, for up to minutes; a
+        // refused eviction must reach the caller as the 429 it is.
+        config.default_retry = false;
         let client = Client::try_from(config.clone()).context("building the client")?;
         client
             .apiserver_version()
@@ -152,7 +168,8 @@ impl Cluster {
         })
     }
 
-    /// An administrator client (group `system:masters`).
+    /// An administrator client (group `system:masters`). It does not retry
+    /// 429/503/504 answers, so tests see them as the API server sent them.
     pub fn client(&self) -> Client {
         self.client.clone()
     }
@@ -202,9 +219,12 @@ impl Cluster {
             deleted: false,
         };
         let sas: Api<ServiceAccount> = Api::namespaced(self.client(), &name);
-        wait_for(&sas, "default", "the namespace's default ServiceAccount", |sa| {
-            sa.is_some()
-        })
+        wait_for(
+            &sas,
+            "default",
+            "the namespace's default ServiceAccount",
+            |sa| sa.is_some(),
+        )
         .await?;
         Ok(ns)
     }
@@ -232,15 +252,21 @@ impl Cluster {
             names.push(name.clone());
             created.nodes.push(name);
         }
+        // Wait for the state the scheduler acts on, not only the condition:
+        // the node lifecycle controller derives the not-ready taint from the
+        // Ready condition (and briefly drops the taint admission put on a new
+        // node before kwok has reported any condition).
         for name in &names {
             if spec.fault == Some(Fault::NodeNotReady) {
-                wait_for(&nodes, name, "the node reported NotReady by kwok", |n| {
-                    n.is_some_and(|n| node_ready_status(n) == Some("False"))
+                wait_for(&nodes, name, "the node to be NotReady and tainted", |n| {
+                    n.is_some_and(|n| {
+                        node_ready_status(n) == Some("False") && has_controller_not_ready_taint(n)
+                    })
                 })
                 .await?;
             } else {
-                wait_for(&nodes, name, "the node to be Ready", |n| {
-                    n.is_some_and(is_node_ready)
+                wait_for(&nodes, name, "the node to be Ready and untainted", |n| {
+                    n.is_some_and(|n| is_node_ready(n) && !has_taint(n, NOT_READY_TAINT))
                 })
                 .await?;
             }
@@ -561,6 +587,29 @@ pub fn is_node_ready(node: &Node) -> bool {
     node_ready_status(node) == Some("True")
 }
 
+/// Taint the node lifecycle controller keeps on nodes whose Ready condition is False.
+pub const NOT_READY_TAINT: &str = "node.kubernetes.io/not-ready";
+
+pub fn has_taint(node: &Node, key: &str) -> bool {
+    node.spec
+        .as_ref()
+        .and_then(|s| s.taints.as_ref())
+        .is_some_and(|t| t.iter().any(|t| t.key == key))
+}
+
+/// The not-ready NoSchedule taint as set by the node lifecycle controller
+/// (with a timeAdded; the copy admission puts on new nodes has none).
+pub fn has_controller_not_ready_taint(node: &Node) -> bool {
+    node.spec
+        .as_ref()
+        .and_then(|s| s.taints.as_ref())
+        .is_some_and(|t| {
+            t.iter().any(|t| {
+                t.key == NOT_READY_TAINT && t.effect == "NoSchedule" && t.time_added.is_some()
+            })
+        })
+}
+
 /// Status of a pod condition ("True", "False"), if present.
 pub fn pod_condition<'a>(pod: &'a Pod, type_: &str) -> Option<&'a str> {
     pod.status
@@ -664,7 +713,11 @@ pub fn deployment(
 }
 
 /// A PodDisruptionBudget for `app=<app>` with the given minAvailable.
-pub fn pod_disruption_budget(name: &str, app: &str, min_available: i32) -> Result<PodDisruptionBudget> {
+pub fn pod_disruption_budget(
+    name: &str,
+    app: &str,
+    min_available: i32,
+) -> Result<PodDisruptionBudget> {
     Ok(serde_json::from_value(json!({
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
@@ -675,3 +728,8 @@ pub fn pod_disruption_budget(name: &str, app: &str, min_available: i32) -> Resul
         }
     }))?)
 }
+
+pub mod checker;
+pub mod molt;
+pub mod workloads;
+pub mod scenario;

@@ -27,33 +27,34 @@ pub struct Stores {
 }
 
 impl Stores {
-    /// Wait until every cache has listed its objects once: deciding on a half-filled cache could
-    /// mistake a missing node for a removed one.
+    /// Whether every cache has listed its objects once: deciding on a half-filled cache could
+    /// mistake a missing node for a removed one. Checked without waiting (a waiter on a store
+    /// is not always woken when the store fills), so a reconcile that finds a cache still
+    /// loading returns and is retried.
     pub async fn ready(&self) -> Result<(), String> {
-        let e = |what: &str| format!("the {what} cache stopped");
-        self.plans.wait_until_ready().await.map_err(|_| e("plan"))?;
-        self.nodes.wait_until_ready().await.map_err(|_| e("node"))?;
-        self.pdbs
-            .wait_until_ready()
+        async fn check<K>(name: &str, store: &Store<K>) -> Result<(), String>
+        where
+            K: kube::Resource + Clone + 'static,
+            K::DynamicType: Eq + std::hash::Hash + Clone,
+        {
+            match tokio::time::timeout(
+                std::time::Duration::from_millis(20),
+                store.wait_until_ready(),
+            )
             .await
-            .map_err(|_| e("PodDisruptionBudget"))?;
-        self.replica_sets
-            .wait_until_ready()
-            .await
-            .map_err(|_| e("ReplicaSet"))?;
-        self.stateful_sets
-            .wait_until_ready()
-            .await
-            .map_err(|_| e("StatefulSet"))?;
-        self.daemon_sets
-            .wait_until_ready()
-            .await
-            .map_err(|_| e("DaemonSet"))?;
-        self.namespaces
-            .wait_until_ready()
-            .await
-            .map_err(|_| e("namespace"))?;
-        Ok(())
+            {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(_)) => Err(format!("the {name} cache stopped")),
+                Err(_) => Err(format!("the {name} cache is still loading")),
+            }
+        }
+        check("plan", &self.plans).await?;
+        check("node", &self.nodes).await?;
+        check("PodDisruptionBudget", &self.pdbs).await?;
+        check("ReplicaSet", &self.replica_sets).await?;
+        check("StatefulSet", &self.stateful_sets).await?;
+        check("DaemonSet", &self.daemon_sets).await?;
+        check("namespace", &self.namespaces).await
     }
 }
 

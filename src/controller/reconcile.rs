@@ -117,6 +117,7 @@ pub fn error_policy(plan: Arc<NodeUpdatePlan>, error: &Error, _ctx: Arc<Context>
     warn!(plan = %plan.name_any(), category = error.category(), "{error}");
     match error {
         Error::Conflict { .. } => Action::requeue(Duration::from_millis(200)),
+        Error::NotReady(_) => Action::requeue(Duration::from_secs(1)),
         _ => Action::requeue(Duration::from_secs(5)),
     }
 }

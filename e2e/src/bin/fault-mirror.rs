@@ -70,7 +70,11 @@ async fn reconcile(pod: Arc<Pod>, ctx: Arc<Ctx>) -> Result<Action, MirrorError> 
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
     let patch = serde_json::json!({ "metadata": { "annotations": { FAULT_ANNOTATION: want } } });
     match pods
-        .patch(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .patch(
+            &pod.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
         .await
     {
         Ok(_) => {
@@ -97,11 +101,14 @@ fn ready_file_from_args() -> anyhow::Result<Option<PathBuf>> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--ready-file" => {
-                ready = Some(PathBuf::from(args.next().ok_or_else(|| {
-                    anyhow::anyhow!("--ready-file needs a path")
-                })?));
+                ready =
+                    Some(PathBuf::from(args.next().ok_or_else(|| {
+                        anyhow::anyhow!("--ready-file needs a path")
+                    })?));
             }
-            other => anyhow::bail!("unknown argument {other:?}; usage: fault-mirror [--ready-file PATH]"),
+            other => {
+                anyhow::bail!("unknown argument {other:?}; usage: fault-mirror [--ready-file PATH]")
+            }
         }
     }
     Ok(ready)
@@ -142,10 +149,16 @@ async fn main() -> anyhow::Result<()> {
             }
         });
     let ready = async move {
-        pod_store
-            .wait_until_ready()
-            .await
-            .map_err(|e| anyhow::anyhow!("pod cache: {e}"))?;
+        // Store::wait_until_ready wakes only one of several concurrent
+        // waiters (the controller waits on it too), so ask again now and then.
+        loop {
+            match tokio::time::timeout(Duration::from_millis(200), pod_store.wait_until_ready())
+                .await
+            {
+                Ok(res) => break res.map_err(|e| anyhow::anyhow!("pod cache: {e}"))?,
+                Err(_) => continue,
+            }
+        }
         if let Some(path) = ready_file {
             std::fs::write(&path, b"ready\n")?;
         }

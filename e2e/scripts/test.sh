@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs the end-to-end suite on a fresh local cluster and always stops the
+# cluster afterwards, whether the tests pass, fail or are interrupted.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+
+CARGO=${CARGO:-cargo}
+STATE=${MOLT_CLUSTER_DIR:-$PWD/target/e2e-cluster}
+cluster_down() {
+  local rc=$1
+  # What the cluster used, for the record (and for debugging a failure).
+  bash e2e/cluster.sh status || true
+  if ((rc != 0)) && [[ -d $STATE/logs ]]; then
+    for f in "$STATE"/logs/*.log; do
+      echo "---- last lines of $f" >&2
+      tail -n 20 "$f" >&2 || true
+    done
+  fi
+  bash e2e/cluster.sh down || true
+}
+trap 'cluster_down $?' EXIT
+trap 'exit 130' INT TERM
+
+bash e2e/cluster.sh up
+"$CARGO" test -p molt-e2e

@@ -1,0 +1,544 @@
+//! Running molt against the local cluster: the CRD, molt's own identity, the
+//! `molt run` process (killed, restarted and stopped by the test), plans, and
+//! the clean-up of everything a scenario leaves behind.
+//!
+//! molt runs as the ServiceAccount `molt-e2e-system/molt` (bound to
+//! `cluster-admin`), not as the administrator the tests use, so the API
+//! server's audit log tells molt's requests apart from everyone else's (see
+//! [`crate::checker`]). Each test gives its plans a unique `molt.dev/test`
+//! label and starts its own molt with `--plan-selector molt.dev/test=<id>`, so
+//! tests running side by side never see each other's plans.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::core::v1::{Event, Namespace, Node, ServiceAccount};
+use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+};
+use kube::config::{AuthInfo, Kubeconfig};
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+use crate::{Cluster, unique_name, wait_for};
+
+/// Label that ties a plan to the test (and the molt process) that owns it.
+pub const TEST_LABEL: &str = "molt.dev/test";
+/// Namespace of molt's ServiceAccount.
+pub const MOLT_NAMESPACE: &str = "molt-e2e-system";
+/// Name of molt's ServiceAccount.
+pub const MOLT_SERVICE_ACCOUNT: &str = "molt";
+/// Field manager the harness applies with.
+const MANAGER: &str = "molt-e2e";
+
+/// The user name molt's requests carry (in the audit log, for instance).
+pub fn molt_username() -> String {
+    format!("system:serviceaccount:{MOLT_NAMESPACE}:{MOLT_SERVICE_ACCOUNT}")
+}
+
+/// molt's node marks (the same strings as molt's `api::keys`, repeated here on
+/// purpose: the tests judge molt by its documented contract, not by its code).
+pub mod marks {
+    pub const IMAGE_LABEL: &str = "molt.dev/image";
+    pub const PLAN_LABEL: &str = "molt.dev/plan";
+    pub const CORDONED_BY: &str = "molt.dev/cordoned-by";
+    pub const CLAIMED_BY: &str = "molt.dev/claimed-by";
+    pub const CONTROL_PLANE_LABEL: &str = "node-role.kubernetes.io/control-plane";
+}
+
+fn workspace_dir() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// The cargo profile directory of the running test (`target/debug`).
+fn profile_dir() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    Some(exe.parent()?.parent()?.to_path_buf())
+}
+
+/// The molt binary: `MOLT_BIN`, else `molt` next to the test executable's
+/// profile directory, else `target/debug/molt` in the workspace.
+pub fn molt_binary() -> Result<PathBuf> {
+    if let Some(bin) = std::env::var_os("MOLT_BIN") {
+        return Ok(PathBuf::from(bin));
+    }
+    let candidates = [
+        profile_dir().map(|d| d.join("molt")),
+        Some(workspace_dir().join("target").join("debug").join("molt")),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|p| p.is_file())
+        .ok_or_else(|| anyhow!("the molt binary is missing: run `cargo build -p molt` first"))
+}
+
+/// Where molt's logs (and its kubeconfig) go: `target/e2e-molt/`.
+pub fn log_dir() -> PathBuf {
+    profile_dir()
+        .and_then(|d| d.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| workspace_dir().join("target"))
+        .join("e2e-molt")
+}
+
+/// The NodeUpdatePlan resource, used untyped: the tests read status as the
+/// JSON a user sees, not through molt's Rust types.
+pub fn plan_resource() -> ApiResource {
+    ApiResource {
+        group: "molt.dev".into(),
+        version: "v1alpha1".into(),
+        api_version: "molt.dev/v1alpha1".into(),
+        kind: "NodeUpdatePlan".into(),
+        plural: "nodeupdateplans".into(),
+    }
+}
+
+pub fn plans(client: Client) -> Api<DynamicObject> {
+    Api::all_with(client, &plan_resource())
+}
+
+/// Installs the CRD from `crds/` (server-side apply, idempotent) and waits
+/// until it is Established.
+pub async fn install_crd(cluster: &Cluster) -> Result<()> {
+    let path = workspace_dir()
+        .join("crds")
+        .join("nodeupdateplans.molt.dev.yaml");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let crd: CustomResourceDefinition =
+        serde_yaml_ng::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let crds: Api<CustomResourceDefinition> = Api::all(cluster.client());
+    let name = crd.name_any();
+    crds.patch(
+        &name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .context("applying the NodeUpdatePlan CRD")?;
+    wait_for(&crds, &name, "the CRD to be Established", |c| {
+        c.and_then(|c| c.status.as_ref())
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+            })
+    })
+    .await?;
+    Ok(())
+}
+
+/// Creates (idempotently) molt's namespace, ServiceAccount and its binding to
+/// `cluster-admin`, and returns a kubeconfig file that authenticates as it.
+async fn molt_kubeconfig(cluster: &Cluster, path: &Path) -> Result<()> {
+    let client = cluster.client();
+    let apply = PatchParams::apply(MANAGER).force();
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .patch(
+            MOLT_NAMESPACE,
+            &apply,
+            &Patch::Apply(json!({
+                "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": MOLT_NAMESPACE}
+            })),
+        )
+        .await
+        .context("applying molt's namespace")?;
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), MOLT_NAMESPACE);
+    sas.patch(
+        MOLT_SERVICE_ACCOUNT,
+        &apply,
+        &Patch::Apply(json!({
+            "apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": MOLT_SERVICE_ACCOUNT, "namespace": MOLT_NAMESPACE}
+        })),
+    )
+    .await
+    .context("applying molt's ServiceAccount")?;
+    let bindings: Api<ClusterRoleBinding> = Api::all(client.clone());
+    bindings
+        .patch(
+            "molt-e2e",
+            &apply,
+            &Patch::Apply(json!({
+                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                "metadata": {"name": "molt-e2e"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+                "subjects": [{"kind": "ServiceAccount", "name": MOLT_SERVICE_ACCOUNT, "namespace": MOLT_NAMESPACE}]
+            })),
+        )
+        .await
+        .context("applying molt's ClusterRoleBinding")?;
+    let request: TokenRequest = serde_json::from_value(json!({
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenRequest",
+        "spec": { "expirationSeconds": 7200 }
+    }))?;
+    let token = sas
+        .create_token_request(MOLT_SERVICE_ACCOUNT, &PostParams::default(), &request)
+        .await
+        .context("requesting a token for molt")?
+        .status
+        .map(|s| s.token)
+        .ok_or_else(|| anyhow!("the TokenRequest for molt returned no token"))?;
+    let mut kc = Kubeconfig::read_from(cluster.kubeconfig())
+        .with_context(|| format!("reading {}", cluster.kubeconfig().display()))?;
+    let auth: AuthInfo = serde_json::from_value(json!({ "token": token }))?;
+    for named in &mut kc.auth_infos {
+        named.auth_info = Some(auth.clone());
+    }
+    let text = serde_yaml_ng::to_string(&kc)?;
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// A `molt run` process reconciling only one test's plans. SIGKILLed on drop.
+pub struct Molt {
+    test_id: String,
+    kubeconfig: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+    starts: u32,
+}
+
+impl Molt {
+    /// Starts `molt run --plan-selector molt.dev/test=<test_id>` as molt's
+    /// ServiceAccount; logs go to `target/e2e-molt/<test_id>.log`.
+    pub async fn start(cluster: &Cluster, test_id: &str) -> Result<Self> {
+        let dir = log_dir();
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let kubeconfig = dir.join(format!("{test_id}.kubeconfig"));
+        molt_kubeconfig(cluster, &kubeconfig).await?;
+        let mut molt = Self {
+            test_id: test_id.to_string(),
+            kubeconfig,
+            log: dir.join(format!("{test_id}.log")),
+            child: None,
+            starts: 0,
+        };
+        molt.spawn()?;
+        Ok(molt)
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    fn spawn(&mut self) -> Result<()> {
+        use std::io::Write;
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .with_context(|| format!("opening {}", self.log.display()))?;
+        self.starts += 1;
+        writeln!(log, "==== molt start #{} (e2e harness)", self.starts)?;
+        let err = log.try_clone()?;
+        let child = Command::new(molt_binary()?)
+            .arg("run")
+            .arg("--plan-selector")
+            .arg(format!("{TEST_LABEL}={}", self.test_id))
+            .arg("--instance")
+            .arg(format!("molt-e2e-{}", self.test_id))
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("MOLT_LOG", "info,molt=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(err))
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting molt")?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// SIGKILLs molt (no chance to clean up) and reaps it.
+    pub async fn kill(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.start_kill().ok();
+            child.wait().await.context("waiting for the killed molt")?;
+        }
+        Ok(())
+    }
+
+    /// SIGKILLs molt and starts it again.
+    pub async fn restart(&mut self) -> Result<()> {
+        self.kill().await?;
+        self.spawn()
+    }
+
+    /// Fails if molt exited by itself (it should run until killed).
+    pub fn check_running(&mut self) -> Result<()> {
+        if let Some(child) = self.child.as_mut()
+            && let Some(status) = child.try_wait()?
+        {
+            bail!("molt exited on its own ({status}); log: {}", self.log.display());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Molt {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            child.start_kill().ok();
+            // Reap it so that no zombie outlives the test.
+            for _ in 0..50 {
+                if matches!(child.try_wait(), Ok(Some(_)) | Err(_)) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+/// A NodeUpdatePlan carrying the test's label. `spec` is the plan's spec as a
+/// user would write it.
+pub fn plan_object(name: &str, test_id: &str, spec: Value) -> Result<DynamicObject> {
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "molt.dev/v1alpha1",
+        "kind": "NodeUpdatePlan",
+        "metadata": { "name": name, "labels": { TEST_LABEL: test_id } },
+        "spec": spec,
+    }))?)
+}
+
+/// The plan's status as JSON (Null when the plan or its status is missing).
+pub fn status(plan: &DynamicObject) -> &Value {
+    plan.data.get("status").unwrap_or(&Value::Null)
+}
+
+/// `status.phase`, if any.
+pub fn phase(plan: &DynamicObject) -> Option<&str> {
+    status(plan).get("phase").and_then(Value::as_str)
+}
+
+/// The condition of the given type, if present.
+pub fn condition<'a>(plan: &'a DynamicObject, type_: &str) -> Option<&'a Value> {
+    status(plan)
+        .get("conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some(type_))
+}
+
+/// Events about the plan (molt records them in `default`, the plan being
+/// cluster-scoped; all namespaces are searched).
+pub async fn plan_events(client: Client, plan: &str) -> Result<Vec<Event>> {
+    let events: Api<Event> = Api::all(client);
+    let list = events
+        .list(&ListParams::default().fields(&format!(
+            "involvedObject.name={plan},involvedObject.kind=NodeUpdatePlan"
+        )))
+        .await
+        .context("listing the plan's Events")?;
+    Ok(list.items)
+}
+
+/// A unique id for one test: its `molt.dev/test` label value.
+pub fn test_id(prefix: &str) -> String {
+    unique_name(prefix)
+}
+
+/// Removes, when dropped, the plans a test created (finalizers stripped, since
+/// molt may be dead by then) and the nodes molt provisioned for them.
+pub struct PlanCleanup {
+    client: Client,
+    plans: Vec<String>,
+}
+
+impl PlanCleanup {
+    pub fn new(cluster: &Cluster) -> Self {
+        Self {
+            client: cluster.client(),
+            plans: Vec::new(),
+        }
+    }
+
+    /// Registers a plan (and the nodes labelled `molt.dev/plan=<name>`).
+    pub fn track(&mut self, plan: &str) {
+        self.plans.push(plan.to_string());
+    }
+}
+
+async fn cleanup_plans(client: Client, names: Vec<String>) -> Result<()> {
+    let api = plans(client.clone());
+    let nodes: Api<Node> = Api::all(client);
+    for name in &names {
+        if api.get_opt(name).await?.is_some() {
+            api.patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+            )
+            .await
+            .ok();
+            api.delete(name, &DeleteParams::default()).await.ok();
+        }
+        let provisioned = nodes
+            .list(&ListParams::default().labels(&format!("{}={name}", marks::PLAN_LABEL)))
+            .await?;
+        for node in provisioned.items {
+            nodes
+                .delete(&node.name_any(), &DeleteParams::default())
+                .await
+                .ok();
+        }
+    }
+    Ok(())
+}
+
+impl Drop for PlanCleanup {
+    fn drop(&mut self) {
+        let client = self.client.clone();
+        let names = std::mem::take(&mut self.plans);
+        let handle = std::thread::spawn(move || -> Result<()> {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(cleanup_plans(client, names))
+        });
+        match handle.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("e2e plan cleanup failed: {e:#}"),
+            Err(_) => eprintln!("e2e plan cleanup thread panicked"),
+        }
+    }
+}
+
+/// Creates a node in `pool` (as [`crate::NodePoolSpec::node`] would) with the
+/// control-plane role label and taint. molt must never touch it even though
+/// the plan's selector matches it. Removed by [`NodesCleanup`].
+pub async fn create_control_plane_node(cluster: &Cluster, pool: &str) -> Result<String> {
+    let name = unique_name(&format!("{pool}-cp"));
+    let mut node = crate::NodePoolSpec::new(pool, 1)
+        .label(marks::CONTROL_PLANE_LABEL, "")
+        .node(pool, &name)?;
+    if let Some(spec) = node.spec.as_mut() {
+        spec.taints = Some(vec![serde_json::from_value(json!({
+            "key": marks::CONTROL_PLANE_LABEL, "effect": "NoSchedule"
+        }))?]);
+    }
+    let nodes: Api<Node> = Api::all(cluster.client());
+    nodes
+        .create(&PostParams::default(), &node)
+        .await
+        .with_context(|| format!("creating node {name}"))?;
+    wait_for(&nodes, &name, "the control-plane node to be Ready", |n| {
+        n.is_some_and(crate::is_node_ready)
+    })
+    .await?;
+    Ok(name)
+}
+
+/// Deletes the named nodes on drop.
+pub struct NodesCleanup {
+    client: Client,
+    pub names: Vec<String>,
+}
+
+impl NodesCleanup {
+    pub fn new(cluster: &Cluster) -> Self {
+        Self {
+            client: cluster.client(),
+            names: Vec::new(),
+        }
+    }
+}
+
+impl Drop for NodesCleanup {
+    fn drop(&mut self) {
+        let client = self.client.clone();
+        let names = std::mem::take(&mut self.names);
+        let handle = std::thread::spawn(move || -> Result<()> {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async move {
+                let nodes: Api<Node> = Api::all(client);
+                for name in names {
+                    nodes.delete(&name, &DeleteParams::default()).await.ok();
+                }
+                Ok(())
+            })
+        });
+        if !matches!(handle.join(), Ok(Ok(()))) {
+            eprintln!("e2e node cleanup failed");
+        }
+    }
+}
+
+/// Node names and labels of the nodes matching a label selector.
+pub async fn nodes_matching(client: Client, selector: &str) -> Result<Vec<Node>> {
+    let nodes: Api<Node> = Api::all(client);
+    Ok(nodes
+        .list(&ListParams::default().labels(selector))
+        .await
+        .with_context(|| format!("listing nodes {selector}"))?
+        .items)
+}
+
+pub fn is_unschedulable(node: &Node) -> bool {
+    node.spec
+        .as_ref()
+        .and_then(|s| s.unschedulable)
+        .unwrap_or(false)
+}
+
+pub fn label<'a>(node: &'a Node, key: &str) -> Option<&'a str> {
+    node.labels().get(key).map(String::as_str)
+}
+
+pub fn annotation<'a>(node: &'a Node, key: &str) -> Option<&'a str> {
+    node.annotations().get(key).map(String::as_str)
+}
+
+/// Cordons a node the way a person does (`kubectl cordon`): no molt mark.
+pub async fn cordon_by_hand(client: Client, node: &str) -> Result<()> {
+    set_unschedulable(client, node, true).await
+}
+
+pub async fn set_unschedulable(client: Client, node: &str, value: bool) -> Result<()> {
+    let nodes: Api<Node> = Api::all(client);
+    nodes
+        .patch(
+            node,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"unschedulable": value}})),
+        )
+        .await
+        .with_context(|| format!("setting unschedulable={value} on {node}"))?;
+    Ok(())
+}
+
+/// The names in `status.batches[*].<field>` (e.g. `oldNodes`, `newNodes`).
+pub fn batch_nodes(plan: &DynamicObject, field: &str) -> Vec<String> {
+    status(plan)
+        .get("batches")
+        .and_then(Value::as_array)
+        .map(|bs| {
+            bs.iter()
+                .filter_map(|b| b.get(field).and_then(Value::as_array))
+                .flatten()
+                .filter_map(|n| n.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Labels of a simple equality selector, as a `matchLabels` map.
+pub fn match_labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}

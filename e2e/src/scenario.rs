@@ -1,0 +1,149 @@
+//! One scenario's world: a namespace, a node pool, a molt process that sees
+//! only this test's plans, and the plans with their invariant checkers.
+//!
+//! Fields drop in declaration order: molt is killed first, then the plans and
+//! the nodes molt provisioned are removed, then the pool and the namespace.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
+use kube::Client;
+use kube::api::{Api, DynamicObject, PostParams};
+use serde_json::{Value, json};
+
+use crate::checker::{Checker, CheckerConfig};
+use crate::molt::{Molt, NodesCleanup, PlanCleanup, install_crd, plan_object, plans};
+use crate::{Cluster, NodePool, NodePoolSpec, TestNamespace, unique_name, wait_for};
+
+pub struct Scenario {
+    pub molt: Molt,
+    pub plans_cleanup: PlanCleanup,
+    pub extra_nodes: NodesCleanup,
+    pub pool: NodePool,
+    pub ns: TestNamespace,
+    pub cluster: Cluster,
+    pub id: String,
+}
+
+impl Scenario {
+    /// Connects, installs the CRD, creates the namespace and the pool, and
+    /// starts molt for this test's plans.
+    pub async fn new(prefix: &str, pool: NodePoolSpec) -> Result<Self> {
+        let cluster = Cluster::connect().await?;
+        install_crd(&cluster).await?;
+        let id = unique_name(prefix);
+        let ns = cluster.namespace(prefix).await?;
+        let pool = cluster.node_pool(pool).await?;
+        let molt = Molt::start(&cluster, &id).await?;
+        Ok(Self {
+            molt,
+            plans_cleanup: PlanCleanup::new(&cluster),
+            extra_nodes: NodesCleanup::new(&cluster),
+            pool,
+            ns,
+            cluster,
+            id,
+        })
+    }
+
+    pub fn client(&self) -> Client {
+        self.cluster.client()
+    }
+
+    pub fn plans(&self) -> Api<DynamicObject> {
+        plans(self.client())
+    }
+
+    /// Selector of the test's pool (plans select it; pods are pinned to it).
+    pub fn selector(&self) -> BTreeMap<String, String> {
+        self.pool.selector()
+    }
+
+    /// A plan spec with the scenario defaults (short timeouts), deep-merged
+    /// with `overrides`.
+    pub fn plan_spec(&self, image: &str, batch_size: u32, overrides: Value) -> Value {
+        let mut spec = json!({
+            "nodeSelector": { "matchLabels": self.selector() },
+            "target": { "image": image },
+            "provider": { "kwok": { "nodeTemplate": { "labels": {} } } },
+            "strategy": { "batchSize": batch_size, "blueGreen": true },
+            "drain": { "timeout": "2m", "onTimeout": "Halt" },
+            "health": {
+                "readyTimeout": "20s",
+                "maxRestarts": 2,
+                "maxUnhealthyPods": 0,
+                "nodeReadyTimeout": "45s",
+                "soak": "5s"
+            },
+            "onFailure": "Rollback"
+        });
+        merge(&mut spec, overrides);
+        spec
+    }
+
+    /// Starts a checker for the plan, then creates the plan (so the checker
+    /// sees everything the plan causes).
+    pub async fn create_plan(&mut self, name: &str, spec: Value) -> Result<Checker> {
+        let batch_size = spec
+            .pointer("/strategy/batchSize")
+            .and_then(Value::as_u64)
+            .unwrap_or(1) as usize;
+        let target_image = spec
+            .pointer("/target/image")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let checker = Checker::start(
+            self.client(),
+            CheckerConfig {
+                plan: name.to_string(),
+                target_image,
+                batch_size,
+                selector: self.selector(),
+                namespaces: vec![self.ns.name().to_string()],
+            },
+        )
+        .await?;
+        self.plans_cleanup.track(name);
+        self.plans()
+            .create(&PostParams::default(), &plan_object(name, &self.id, spec)?)
+            .await
+            .with_context(|| format!("creating plan {name}"))?;
+        Ok(checker)
+    }
+
+    /// Waits until the plan satisfies `cond`; fails early if molt died.
+    pub async fn wait_plan(
+        &mut self,
+        name: &str,
+        what: &str,
+        cond: impl Fn(&DynamicObject) -> bool,
+    ) -> Result<DynamicObject> {
+        self.molt.check_running()?;
+        let plan = wait_for(&self.plans(), name, what, |p| p.is_some_and(&cond))
+            .await
+            .with_context(|| format!("molt log: {}", self.molt.log_path().display()))?;
+        self.molt.check_running()?;
+        Ok(plan)
+    }
+
+    /// Waits for `status.phase == phase`.
+    pub async fn wait_phase(&mut self, name: &str, phase: &str) -> Result<DynamicObject> {
+        self.wait_plan(name, &format!("phase {phase}"), |p| {
+            crate::molt::phase(p) == Some(phase)
+        })
+        .await
+    }
+}
+
+/// Deep-merges `patch` into `base` (objects merge, everything else replaces).
+pub fn merge(base: &mut Value, patch: Value) {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                merge(b.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (b, p) => *b = p,
+    }
+}
