@@ -182,7 +182,10 @@ impl Printer {
                 ),
                 "Soaking" => format!(
                     "drained in {}; watching the moved workloads (soak)",
-                    human(secs(b.drain_started_at.as_ref(), b.drain_completed_at.as_ref()))
+                    human(secs(
+                        b.drain_started_at.as_ref(),
+                        b.drain_completed_at.as_ref()
+                    ))
                 ),
                 "Completed" => format!(
                     "passed: healthy through the soak ({})",
@@ -212,7 +215,10 @@ impl Printer {
                     ),
                 );
                 for u in h.unhealthy.iter().take(3) {
-                    let text = format!("     ✗ {}/{} on {}: {}", u.namespace, u.pod, u.node, u.reason);
+                    let text = format!(
+                        "     ✗ {}/{} on {}: {}",
+                        u.namespace, u.pod, u.node, u.reason
+                    );
                     self.line(now, &text);
                 }
                 if h.unhealthy_count > 3 {
@@ -268,7 +274,11 @@ impl Printer {
 /// A status message as shown: blockers (printed on their own lines) cut off, sub-second digits
 /// of timestamps dropped, long lists shortened.
 fn tidy(message: &str) -> String {
-    let mut m = message.split("; blocked: ").next().unwrap_or(message).to_string();
+    let mut m = message
+        .split("; blocked: ")
+        .next()
+        .unwrap_or(message)
+        .to_string();
     // 2026-11-22T03:33:45.925711545Z -> 2026-11-22T03:33:45Z
     let mut out = String::with_capacity(m.len());
     let mut rest = m.as_str();

@@ -173,7 +173,9 @@ async fn run(mode: Mode) -> Result<()> {
     }
 
     // Story 1: roll forward.
-    step("Story 1 — roll the pool to a new image: kubectl apply -f config/samples/rollforward.yaml");
+    step(
+        "Story 1 — roll the pool to a new image: kubectl apply -f config/samples/rollforward.yaml",
+    );
     let forward = apply_sample(&mut stage, "rollforward.yaml").await?;
     let ok = forward.status.phase() == "Succeeded";
     if !ok {
@@ -196,7 +198,9 @@ async fn run(mode: Mode) -> Result<()> {
 
     // Story 2: a bad image, rolled back.
     step("Story 2 — a bad image: kubectl apply -f config/samples/faulty-image.yaml");
-    say("its new nodes carry sim.molt.dev/fault=not-ready: pods start there but never become Ready");
+    say(
+        "its new nodes carry sim.molt.dev/fault=not-ready: pods start there but never become Ready",
+    );
     let broken = apply_sample(&mut stage, "faulty-image.yaml").await?;
     if broken.status.phase() != "RolledBack" {
         bail!(
@@ -285,7 +289,11 @@ async fn print_nodes(client: &Client) -> Result<()> {
             r.name,
             r.image,
             if r.ready { "yes" } else { "no" },
-            if r.cordoned { "cordoned" } else { "schedulable" },
+            if r.cordoned {
+                "cordoned"
+            } else {
+                "schedulable"
+            },
             r.pods
         );
     }
@@ -318,7 +326,12 @@ pub fn batch_table(f: &Followed) -> Vec<String> {
     out
 }
 
-async fn summary(client: &Client, forward: &Followed, broken: &Followed, started: Instant) -> Result<()> {
+async fn summary(
+    client: &Client,
+    forward: &Followed,
+    broken: &Followed,
+    started: Instant,
+) -> Result<()> {
     step("Summary");
     let s = &forward.status;
     println!(
@@ -345,7 +358,10 @@ async fn summary(client: &Client, forward: &Followed, broken: &Followed, started
         let drain = match batch.drain_completed_at {
             Some(_) => format!(
                 "old nodes drained in {}",
-                human(secs(batch.drain_started_at.as_ref(), batch.drain_completed_at.as_ref()))
+                human(secs(
+                    batch.drain_started_at.as_ref(),
+                    batch.drain_completed_at.as_ref()
+                ))
             ),
             None => "the drain held by the PDBs (the moved pods never became Ready)".into(),
         };
@@ -373,7 +389,10 @@ async fn summary(client: &Client, forward: &Followed, broken: &Followed, started
         "  cluster now: {POOL_SIZE} nodes, none cordoned; workloads Ready: {}",
         ready.join(", ")
     );
-    println!("  demo wall time: {}", human(Some(started.elapsed().as_secs_f64())));
+    println!(
+        "  demo wall time: {}",
+        human(Some(started.elapsed().as_secs_f64()))
+    );
     Ok(())
 }
 

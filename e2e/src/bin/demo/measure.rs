@@ -40,7 +40,16 @@ async fn forward(client: &Client, tools: &Tools, molt: &mut Molt) -> Result<()> 
     let name = name_of(&manifest)?;
     let created = Timestamp::now();
     plan::create(client, manifest, &name).await?;
-    let f = follow(client, &name, created, &TERMINAL, STORY_TIMEOUT, molt, Output::Quiet).await?;
+    let f = follow(
+        client,
+        &name,
+        created,
+        &TERMINAL,
+        STORY_TIMEOUT,
+        molt,
+        Output::Quiet,
+    )
+    .await?;
     if f.status.phase() != "Succeeded" {
         bail!("the roll-forward ended {}", f.status.phase());
     }
@@ -89,11 +98,17 @@ async fn forward(client: &Client, tools: &Tools, molt: &mut Molt) -> Result<()> 
     println!(
         "  wall time: plan created → Succeeded seen {}; startedAt → completedAt {}",
         wall.map_or("-".into(), |w| format!("{w:.1}s")),
-        human(secs(f.status.started_at.as_ref(), f.status.completed_at.as_ref()))
+        human(secs(
+            f.status.started_at.as_ref(),
+            f.status.completed_at.as_ref()
+        ))
     );
     if let (Some(w), Some(last)) = (
         wall,
-        f.status.batches.last().and_then(|b| seen(b.index, "Completed")),
+        f.status
+            .batches
+            .last()
+            .and_then(|b| seen(b.index, "Completed")),
     ) {
         println!(
             "  after the last batch: removing the old nodes and Succeeded took {:.1}s",
@@ -142,11 +157,7 @@ impl PodRecorder {
                 let ready = is_pod_ready(&pod);
                 if let Ok(mut seen) = sink.lock() {
                     let entry = seen.entry(uid).or_insert_with(|| PodSeen {
-                        key: format!(
-                            "{}/{}",
-                            pod.namespace().unwrap_or_default(),
-                            pod.name_any()
-                        ),
+                        key: format!("{}/{}", pod.namespace().unwrap_or_default(), pod.name_any()),
                         node: node.clone(),
                         start: None,
                         ever_ready: false,
@@ -203,15 +214,26 @@ async fn detection(client: &Client, tools: &Tools, molt: &mut Molt, runs: usize)
         )?;
         let created = Timestamp::now();
         plan::create(client, manifest, &name).await?;
-        let f = follow(client, &name, created, &TERMINAL, STORY_TIMEOUT, molt, Output::Quiet).await?;
+        let f = follow(
+            client,
+            &name,
+            created,
+            &TERMINAL,
+            STORY_TIMEOUT,
+            molt,
+            Output::Quiet,
+        )
+        .await?;
         let d = detection_of(&f, &recorder.snapshot())?;
         println!(
             "  run {run}: fault visible {} ({}), RollingBack seen {:+.3}s after; Degraded.lastTransitionTime {}, failure.at {}; RolledBack {} later",
             d.visible.strftime("%H:%M:%S%.3f"),
             d.pod,
             span(d.visible, d.seen),
-            d.degraded.map_or("-".into(), |t| format!("{:+.0}s", span(d.visible, t))),
-            d.failure_at.map_or("-".into(), |t| format!("{:+.0}s", span(d.visible, t))),
+            d.degraded
+                .map_or("-".into(), |t| format!("{:+.0}s", span(d.visible, t))),
+            d.failure_at
+                .map_or("-".into(), |t| format!("{:+.0}s", span(d.visible, t))),
             d.rollback.map_or("-".into(), |r| format!("{r:.1}s")),
         );
         results.push(d);
@@ -246,7 +268,12 @@ fn detection_of(f: &Followed, pods: &[PodSeen]) -> Result<Detection> {
         .filter(|p| new_nodes.contains(&&p.node) && !p.ever_ready)
         .filter_map(|p| Some((p.start?.checked_add(timeout).ok()?, p.key.clone())))
         .min()
-        .ok_or_else(|| anyhow!("{}: no never-Ready pod with a startTime on its new nodes", f.name))?;
+        .ok_or_else(|| {
+            anyhow!(
+                "{}: no never-Ready pod with a startTime on its new nodes",
+                f.name
+            )
+        })?;
     let seen = *f
         .phase_seen
         .get("RollingBack")
@@ -261,7 +288,12 @@ fn detection_of(f: &Followed, pods: &[PodSeen]) -> Result<Detection> {
             .condition("Degraded")
             .and_then(|c| c.last_transition_time.as_ref())
             .map(|t| t.0),
-        failure_at: f.status.failure.as_ref().and_then(|x| x.at.as_ref()).map(|t| t.0),
+        failure_at: f
+            .status
+            .failure
+            .as_ref()
+            .and_then(|x| x.at.as_ref())
+            .map(|t| t.0),
         rollback: f.phase_seen.get("RolledBack").map(|t| span(seen, *t)),
     })
 }

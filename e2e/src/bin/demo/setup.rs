@@ -30,7 +30,12 @@ pub const POOL: (&str, &str) = ("pool", "workers");
 /// Deployments of the shop: name, image, replicas, PDB (`minAvailable` or `maxUnavailable`).
 pub const DEPLOYMENTS: [(&str, &str, i32, Budget); 3] = [
     ("web", "nginx:1.27", 6, Budget::MaxUnavailable(1)),
-    ("api", "ghcr.io/example/shop-api:2.4.1", 4, Budget::MinAvailable(3)),
+    (
+        "api",
+        "ghcr.io/example/shop-api:2.4.1",
+        4,
+        Budget::MinAvailable(3),
+    ),
     ("cart", "redis:7.4", 3, Budget::MinAvailable(2)),
 ];
 pub const DAEMONSET: &str = "node-exporter";
@@ -104,7 +109,10 @@ impl Tools {
 
 /// Installs (or updates) the CRD and waits until it is served.
 pub async fn install_crd(client: &Client, tools: &Tools) -> Result<()> {
-    let crd = tools.repo.join("crds").join("nodeupdateplans.molt.dev.yaml");
+    let crd = tools
+        .repo
+        .join("crds")
+        .join("nodeupdateplans.molt.dev.yaml");
     tools.kubectl(&[
         "apply",
         "--server-side",
@@ -196,10 +204,7 @@ impl Molt {
     /// Fails if molt exited (its log tells why).
     pub fn check(&mut self) -> Result<()> {
         if let Some(status) = self.child.try_wait()? {
-            bail!(
-                "molt exited ({status}); see {}",
-                self.log.display()
-            );
+            bail!("molt exited ({status}); see {}", self.log.display());
         }
         Ok(())
     }
@@ -238,7 +243,10 @@ pub async fn clean_up_earlier_demo(client: &Client) -> Result<bool> {
         return Ok(false);
     }
     plan::delete_all(client, Duration::from_secs(120)).await?;
-    match namespaces.delete(NAMESPACE, &DeleteParams::background()).await {
+    match namespaces
+        .delete(NAMESPACE, &DeleteParams::background())
+        .await
+    {
         Ok(_) => {}
         Err(kube::Error::Api(e)) if e.code == 404 => {}
         Err(e) => return Err(e).context("deleting the shop namespace"),
@@ -429,12 +437,20 @@ pub async fn workload_readiness(client: &Client) -> Result<Vec<(String, i32, i32
     let mut out = Vec::new();
     for d in deployments.list(&ListParams::default()).await?.items {
         let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-        let ready = d.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
+        let ready = d
+            .status
+            .as_ref()
+            .and_then(|s| s.ready_replicas)
+            .unwrap_or(0);
         out.push((d.name_any(), ready, want));
     }
     for d in daemonsets.list(&ListParams::default()).await?.items {
         let status = d.status.clone().unwrap_or_default();
-        out.push((d.name_any(), status.number_ready, status.desired_number_scheduled));
+        out.push((
+            d.name_any(),
+            status.number_ready,
+            status.desired_number_scheduled,
+        ));
     }
     Ok(out)
 }
