@@ -22,4 +22,5 @@ trap 'cluster_down $?' EXIT
 trap 'exit 130' INT TERM
 
 bash e2e/cluster.sh up
-"$CARGO" test -p molt-e2e
+# Two scenarios at a time: each runs its own molt next to the control plane on two cores.
+"$CARGO" test -p molt-e2e -- --test-threads=2

@@ -354,13 +354,14 @@ impl Checker {
             .iter()
             .filter(|n| selected(&self.cfg, n))
             .all(|n| {
-                st.nodes.get(&n.name_any()).is_some_and(|v| {
-                    v.revision >= revision(n.metadata.resource_version.as_ref())
-                })
+                st.nodes
+                    .get(&n.name_any())
+                    .is_some_and(|v| v.revision >= revision(n.metadata.resource_version.as_ref()))
             })
-            && st.nodes.keys().all(|k| {
-                node_list.items.iter().any(|n| &n.name_any() == k)
-            });
+            && st
+                .nodes
+                .keys()
+                .all(|k| node_list.items.iter().any(|n| &n.name_any() == k));
         let pods_ok = pod_rvs
             .iter()
             .all(|(uid, rv)| st.pods.get(uid).is_some_and(|v| v.revision >= *rv))
@@ -446,7 +447,11 @@ impl Checker {
                     n.name_any(),
                     marks::CORDONED_BY,
                     self.cfg.plan,
-                    if plan.is_none() { "was deleted" } else { "rolled back" }
+                    if plan.is_none() {
+                        "was deleted"
+                    } else {
+                        "rolled back"
+                    }
                 ));
             }
         }

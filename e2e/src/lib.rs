@@ -731,5 +731,5 @@ pub fn pod_disruption_budget(
 
 pub mod checker;
 pub mod molt;
-pub mod workloads;
 pub mod scenario;
+pub mod workloads;

@@ -280,7 +280,10 @@ impl Molt {
         if let Some(child) = self.child.as_mut()
             && let Some(status) = child.try_wait()?
         {
-            bail!("molt exited on its own ({status}); log: {}", self.log.display());
+            bail!(
+                "molt exited on its own ({status}); log: {}",
+                self.log.display()
+            );
         }
         Ok(())
     }

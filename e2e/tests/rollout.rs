@@ -12,12 +12,12 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, DynamicObject};
 use molt_e2e::checker::{Checker, ObservationKind, ensure_none};
 use molt_e2e::molt::{
-    annotation, batch_nodes, condition, cordon_by_hand, create_control_plane_node, is_unschedulable,
-    label, marks, nodes_matching, phase, plan_events, set_unschedulable, status,
+    annotation, batch_nodes, condition, cordon_by_hand, create_control_plane_node,
+    is_unschedulable, label, marks, nodes_matching, phase, plan_events, set_unschedulable, status,
 };
 use molt_e2e::scenario::Scenario;
 use molt_e2e::workloads::{App, Budget, install, set_budget, wait_pdb_current, wait_ready};
-use molt_e2e::{Fault, FAULT_LABEL, NodePoolSpec, eventually, unique_name};
+use molt_e2e::{FAULT_LABEL, Fault, NodePoolSpec, eventually, unique_name};
 use serde_json::{Value, json};
 
 fn s(v: &Value, ptr: &str) -> String {
@@ -49,24 +49,71 @@ async fn assert_rolled_back_cleanly(
         if left.is_empty() {
             Ok(Some(()))
         } else {
-            Err(format!("{:?}", left.iter().map(|n| n.name_any()).collect::<Vec<_>>()))
+            Err(format!(
+                "{:?}",
+                left.iter().map(|n| n.name_any()).collect::<Vec<_>>()
+            ))
         }
     })
     .await?;
+    // molt releases its claims right after it records RolledBack.
+    eventually("the pool back to its state before the plan", || async {
+        let nodes = nodes_matching(sc.client(), &sc.pool.label_selector())
+            .await
+            .map_err(|e| e.to_string())?;
+        let wrong: Vec<String> = nodes
+            .iter()
+            .filter(|n| {
+                annotation(n, marks::CORDONED_BY).is_some()
+                    || annotation(n, marks::CLAIMED_BY).is_some()
+                    || is_unschedulable(n) != hand_cordoned.contains(&n.name_any())
+            })
+            .map(|n| {
+                format!(
+                    "{} unschedulable={} annotations={:?}",
+                    n.name_any(),
+                    is_unschedulable(n),
+                    n.annotations()
+                )
+            })
+            .collect();
+        if wrong.is_empty() {
+            Ok(Some(()))
+        } else {
+            Err(wrong.join("; "))
+        }
+    })
+    .await?;
+    // A hand-cordoned node never carries molt's mark, and stays cordoned.
     for n in nodes_matching(sc.client(), &sc.pool.label_selector()).await? {
-        let name = n.name_any();
-        assert_eq!(
-            annotation(&n, marks::CORDONED_BY),
-            None,
-            "{name} still carries molt's cordon mark"
-        );
-        assert_eq!(annotation(&n, marks::CLAIMED_BY), None, "{name} still claimed");
-        assert_eq!(
-            is_unschedulable(&n),
-            hand_cordoned.contains(&name),
-            "{name}: unschedulable should be {}",
-            hand_cordoned.contains(&name)
-        );
+        if hand_cordoned.contains(&n.name_any()) {
+            assert!(is_unschedulable(&n) && annotation(&n, marks::CORDONED_BY).is_none());
+        }
+    }
+    Ok(())
+}
+
+/// Waits until the plan is gone (its finalizer done).
+async fn wait_deleted(sc: &Scenario, plan: &str) -> Result<()> {
+    let plans = sc.plans();
+    eventually("the plan to be deleted", || async {
+        match plans.get_opt(plan).await {
+            Ok(None) => Ok(Some(())),
+            Ok(Some(p)) => Err(format!("still there: {:#}", status(&p))),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .await
+}
+
+/// After a plan's deletion: every old node schedulable, no molt mark left.
+async fn assert_marks_gone(sc: &Scenario) -> Result<()> {
+    for n in nodes_matching(sc.client(), &sc.pool.label_selector()).await? {
+        if label(&n, marks::PLAN_LABEL).is_none() {
+            assert!(!is_unschedulable(&n), "{} still cordoned", n.name_any());
+        }
+        assert_eq!(annotation(&n, marks::CORDONED_BY), None, "{}", n.name_any());
+        assert_eq!(annotation(&n, marks::CLAIMED_BY), None, "{}", n.name_any());
     }
     Ok(())
 }
@@ -95,9 +142,9 @@ fn assert_capacity_first(checker: &Checker, old: &[String], new: &[String]) {
         })
         .map(|o| o.revision)
         .min();
-    let cordoned_old = timeline.iter().any(|o| {
-        old.contains(&o.node) && o.kind == (ObservationKind::Cordoned { by_molt: true })
-    });
+    let cordoned_old = timeline
+        .iter()
+        .any(|o| old.contains(&o.node) && o.kind == (ObservationKind::Cordoned { by_molt: true }));
     if cordoned_old {
         let last_uncordon = last_uncordon.expect("old nodes molt cordoned were never uncordoned");
         if let Some(first) = first_new_action {
@@ -131,15 +178,18 @@ async fn events_with(sc: &Scenario, plan: &str, reason: &str) -> Result<Vec<Stri
 }
 
 async fn wait_event(sc: &Scenario, plan: &str, reason: &str, needle: &str) -> Result<String> {
-    eventually(&format!("an Event {reason} mentioning {needle}"), || async {
-        let events = events_with(sc, plan, reason)
-            .await
-            .map_err(|e| e.to_string())?;
-        match events.iter().find(|e| e.contains(needle)) {
-            Some(e) => Ok(Some(e.clone())),
-            None => Err(format!("{events:?}")),
-        }
-    })
+    eventually(
+        &format!("an Event {reason} mentioning {needle}"),
+        || async {
+            let events = events_with(sc, plan, reason)
+                .await
+                .map_err(|e| e.to_string())?;
+            match events.iter().find(|e| e.contains(needle)) {
+                Some(e) => Ok(Some(e.clone())),
+                None => Err(format!("{events:?}")),
+            }
+        },
+    )
     .await
 }
 
@@ -176,7 +226,10 @@ async fn roll_forward_with_pdbs_succeeds() -> Result<()> {
             "soakStartedAt",
             "completedAt",
         ] {
-            assert!(!s(b, &format!("/{field}")).is_empty(), "batch without {field}: {b:#}");
+            assert!(
+                !s(b, &format!("/{field}")).is_empty(),
+                "batch without {field}: {b:#}"
+            );
         }
     }
     assert!(condition(&done, "Complete").is_some_and(|c| s(c, "/status") == "True"));
@@ -198,7 +251,10 @@ async fn roll_forward_with_pdbs_succeeds() -> Result<()> {
             assert_eq!(label(n, marks::IMAGE_LABEL), Some("img-2"));
         }
     }
-    let cp_node = nodes_now.iter().find(|n| n.name_any() == cp).expect("cp node");
+    let cp_node = nodes_now
+        .iter()
+        .find(|n| n.name_any() == cp)
+        .expect("cp node");
     assert!(!is_unschedulable(cp_node));
 
     // Workloads Ready on new nodes (the DaemonSet too).
@@ -236,13 +292,20 @@ async fn not_ready_image_rolls_back() -> Result<()> {
     let done = sc.wait_phase(&plan, "RolledBack").await?;
 
     let st = status(&done);
+    let ns = sc.ns.name().to_string();
     let failure = &st["failure"];
     let message = s(failure, "/message");
     assert_eq!(s(failure, "/reason"), "HealthGateFailed", "{st:#}");
-    assert!(message.contains("web-") && message.contains("not Ready"), "{message}");
+    assert!(
+        message.contains(&format!("pod {ns}/")) && message.contains("not Ready"),
+        "{message}"
+    );
     let degraded = condition(&done, "Degraded").expect("Degraded condition");
-    assert!(s(degraded, "/message").contains("web-"), "{degraded:#}");
-    wait_event(&sc, &plan, "HealthGateFailed", "web-").await?;
+    assert!(
+        s(degraded, "/message").contains(&format!("{ns}/")),
+        "{degraded:#}"
+    );
+    wait_event(&sc, &plan, "HealthGateFailed", &format!("{ns}/")).await?;
     wait_event(&sc, &plan, "RollbackStarted", "").await?;
 
     let old = batch_nodes(&done, "oldNodes");
@@ -275,9 +338,15 @@ async fn crashloop_image_rolls_back_on_restarts() -> Result<()> {
     let done = sc.wait_phase(&plan, "RolledBack").await?;
     let st = status(&done);
     let message = s(&st["failure"], "/message");
-    assert!(message.contains("restarted") && message.contains("maxRestarts"), "{st:#}");
+    assert!(
+        message.contains("restarted") && message.contains("maxRestarts"),
+        "{st:#}"
+    );
     wait_event(&sc, &plan, "HealthGateFailed", "restarted").await?;
-    let (old, new) = (batch_nodes(&done, "oldNodes"), batch_nodes(&done, "newNodes"));
+    let (old, new) = (
+        batch_nodes(&done, "oldNodes"),
+        batch_nodes(&done, "newNodes"),
+    );
     assert_capacity_first(&checker, &old, &new);
     assert_rolled_back_cleanly(&sc, &plan, &[]).await?;
     let pool = sc.pool.nodes().to_vec();
@@ -304,7 +373,10 @@ async fn halt_stops_everything_and_deletion_uncordons() -> Result<()> {
     );
     let checker = sc.create_plan(&plan, spec).await?;
     let halted = sc.wait_phase(&plan, "Halted").await?;
-    assert_eq!(s(&status(&halted)["failure"], "/reason"), "HealthGateFailed");
+    assert_eq!(
+        s(&status(&halted)["failure"], "/reason"),
+        "HealthGateFailed"
+    );
     wait_event(&sc, &plan, "Halted", "").await?;
 
     // Watch a while: restart molt so it re-observes everything, and let
@@ -328,14 +400,8 @@ async fn halt_stops_everything_and_deletion_uncordons() -> Result<()> {
 
     // Deleting the plan uncordons what molt cordoned and removes its marks.
     sc.plans().delete(&plan, &DeleteParams::default()).await?;
-    molt_e2e::wait_for(&sc.plans(), &plan, "the plan to be deleted", |p| p.is_none()).await?;
-    for n in nodes_matching(sc.client(), &sc.pool.label_selector()).await? {
-        if label(&n, marks::PLAN_LABEL).is_none() {
-            assert!(!is_unschedulable(&n), "{} still cordoned", n.name_any());
-        }
-        assert_eq!(annotation(&n, marks::CORDONED_BY), None);
-        assert_eq!(annotation(&n, marks::CLAIMED_BY), None);
-    }
+    wait_deleted(&sc, &plan).await?;
+    assert_marks_gone(&sc).await?;
     finish(checker).await
 }
 
@@ -383,7 +449,7 @@ async fn pdb_blocks_drain_until_budget_raised_then_timeout_rolls_back() -> Resul
 
     set_budget(&sc.ns, &web.pdb_name(), Budget::MinAvailable(1)).await?;
     sc.wait_plan(&plan, "batch 0 drained", |p| {
-        !s(&status(p), "/batches/0/drainCompletedAt").is_empty()
+        !s(status(p), "/batches/0/drainCompletedAt").is_empty()
     })
     .await?;
 
@@ -392,7 +458,10 @@ async fn pdb_blocks_drain_until_budget_raised_then_timeout_rolls_back() -> Resul
     let done = sc.wait_phase(&plan, "RolledBack").await?;
     let st = status(&done);
     assert_eq!(s(&st["failure"], "/reason"), "DrainTimeout", "{st:#}");
-    let (old, new) = (batch_nodes(&done, "oldNodes"), batch_nodes(&done, "newNodes"));
+    let (old, new) = (
+        batch_nodes(&done, "oldNodes"),
+        batch_nodes(&done, "newNodes"),
+    );
     assert_capacity_first(&checker, &old, &new);
     assert_rolled_back_cleanly(&sc, &plan, &[]).await?;
     let pool = sc.pool.nodes().to_vec();
@@ -468,7 +537,12 @@ async fn preexisting_crashloop_neither_trips_nor_hides() -> Result<()> {
             &molt_e2e::workloads::web_deployment("legacy", 2, &legacy_sel)?,
         )
         .await?;
-    install(&sc.ns, &web_sel, &[App::new("web", 2).budget(Budget::MaxUnavailable(1))]).await?;
+    install(
+        &sc.ns,
+        &web_sel,
+        &[App::new("web", 2).budget(Budget::MaxUnavailable(1))],
+    )
+    .await?;
     let pods: Api<Pod> = sc.ns.api();
     eventually("legacy to be crash-looping", || async {
         let live = molt_e2e::live_pods(&pods, "app=legacy").await?;
@@ -490,7 +564,11 @@ async fn preexisting_crashloop_neither_trips_nor_hides() -> Result<()> {
     let checker1 = sc.create_plan(&plan1, spec1).await?;
     let ok = sc.wait_phase(&plan1, "Succeeded").await?;
     let pre = status(&ok)["batches"][0]["preexistingUnhealthy"].to_string();
-    assert!(pre.contains("legacy"), "legacy not listed as pre-existing: {:#}", status(&ok));
+    assert!(
+        pre.contains("legacy"),
+        "legacy not listed as pre-existing: {:#}",
+        status(&ok)
+    );
     finish(checker1).await?;
     let new1: Vec<String> = new_nodes(&sc, &plan1)
         .await?
@@ -514,9 +592,22 @@ async fn preexisting_crashloop_neither_trips_nor_hides() -> Result<()> {
     let done = sc.wait_phase(&plan2, "RolledBack").await?;
     let st = status(&done);
     let message = s(&st["failure"], "/message");
-    assert!(message.contains("web-"), "{st:#}");
+    // The new victims (web or the agent DaemonSet on the new nodes) are named; legacy is not.
+    let ns = sc.ns.name().to_string();
+    assert!(
+        message.contains(&format!("pod {ns}/")) && message.contains("not Ready"),
+        "{st:#}"
+    );
     assert!(!message.contains("legacy-"), "{st:#}");
-    assert!(st["batches"][0]["preexistingUnhealthy"].to_string().contains("legacy"));
+    assert!(
+        !st["health"]["unhealthy"].to_string().contains("legacy-"),
+        "{st:#}"
+    );
+    assert!(
+        st["batches"][0]["preexistingUnhealthy"]
+            .to_string()
+            .contains("legacy")
+    );
     finish(checker2).await?;
     wait_ready(&sc.ns, "web", 2, |n| new1.iter().any(|x| x == n)).await?;
     Ok(())
@@ -527,7 +618,12 @@ async fn preexisting_crashloop_neither_trips_nor_hides() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_never_ready_rolls_back_after_node_ready_timeout() -> Result<()> {
     let mut sc = Scenario::new("nodenr", NodePoolSpec::new("nnr", 2)).await?;
-    install(&sc.ns, &sc.selector(), &[App::new("web", 2).budget(Budget::MaxUnavailable(1))]).await?;
+    install(
+        &sc.ns,
+        &sc.selector(),
+        &[App::new("web", 2).budget(Budget::MaxUnavailable(1))],
+    )
+    .await?;
     let plan = unique_name("nodenr");
     let spec = sc.plan_spec(
         "img-dead",
@@ -542,8 +638,12 @@ async fn node_never_ready_rolls_back_after_node_ready_timeout() -> Result<()> {
     let st = status(&done);
     let message = s(&st["failure"], "/message");
     assert!(message.contains("nodeReadyTimeout"), "{st:#}");
+    let pool = sc.pool.nodes().to_vec();
     for o in checker.timeline() {
-        assert_ne!(o.kind, ObservationKind::Cordoned { by_molt: true }, "{o:?}");
+        assert!(
+            !(pool.contains(&o.node) && o.kind == ObservationKind::Cordoned { by_molt: true }),
+            "an old node was cordoned although no new node became Ready: {o:?}"
+        );
     }
     assert_rolled_back_cleanly(&sc, &plan, &[]).await?;
     finish(checker).await
@@ -554,7 +654,12 @@ async fn node_never_ready_rolls_back_after_node_ready_timeout() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hand_cordoned_node_stays_cordoned_after_rollback() -> Result<()> {
     let mut sc = Scenario::new("hand", NodePoolSpec::new("hand", 3)).await?;
-    install(&sc.ns, &sc.selector(), &[App::new("web", 2).budget(Budget::MaxUnavailable(1))]).await?;
+    install(
+        &sc.ns,
+        &sc.selector(),
+        &[App::new("web", 2).budget(Budget::MaxUnavailable(1))],
+    )
+    .await?;
     let hand = sc.pool.nodes()[2].clone();
     cordon_by_hand(sc.client(), &hand).await?;
     let plan = unique_name("hand");
@@ -569,7 +674,11 @@ async fn hand_cordoned_node_stays_cordoned_after_rollback() -> Result<()> {
     let checker = sc.create_plan(&plan, spec).await?;
     let done = sc.wait_phase(&plan, "RolledBack").await?;
     // molt takes already-unschedulable nodes first.
-    assert!(batch_nodes(&done, "oldNodes").contains(&hand), "{:#}", status(&done));
+    assert!(
+        batch_nodes(&done, "oldNodes").contains(&hand),
+        "{:#}",
+        status(&done)
+    );
     assert_rolled_back_cleanly(&sc, &plan, std::slice::from_ref(&hand)).await?;
     finish(checker).await
 }
@@ -579,32 +688,30 @@ async fn hand_cordoned_node_stays_cordoned_after_rollback() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_deleted_mid_rollout_uncordons() -> Result<()> {
     let mut sc = Scenario::new("del", NodePoolSpec::new("del", 4)).await?;
-    install(&sc.ns, &sc.selector(), &[App::new("web", 4).budget(Budget::MaxUnavailable(1))]).await?;
+    install(
+        &sc.ns,
+        &sc.selector(),
+        &[App::new("web", 4).budget(Budget::MaxUnavailable(1))],
+    )
+    .await?;
     let plan = unique_name("del");
     let spec = sc.plan_spec("img-2", 2, json!({"health": {"soak": "10m"}}));
     let checker = sc.create_plan(&plan, spec).await?;
     let soaking = sc
         .wait_plan(&plan, "batch 0 soaking", |p| {
-            s(&status(p), "/batches/0/phase") == "Soaking"
+            s(status(p), "/batches/0/phase") == "Soaking"
         })
         .await?;
     let old = batch_nodes(&soaking, "oldNodes");
     for n in &old {
         let node: Node = Api::all(sc.client()).get(n).await?;
-        assert!(is_unschedulable(&node) && annotation(&node, marks::CORDONED_BY) == Some(plan.as_str()));
+        assert!(
+            is_unschedulable(&node) && annotation(&node, marks::CORDONED_BY) == Some(plan.as_str())
+        );
     }
     sc.plans().delete(&plan, &DeleteParams::default()).await?;
-    molt_e2e::wait_for(&sc.plans(), &plan, "the plan to be deleted", |p: Option<&DynamicObject>| {
-        p.is_none()
-    })
-    .await?;
-    for n in nodes_matching(sc.client(), &sc.pool.label_selector()).await? {
-        if label(&n, marks::PLAN_LABEL).is_none() {
-            assert!(!is_unschedulable(&n), "{} still cordoned", n.name_any());
-        }
-        assert_eq!(annotation(&n, marks::CORDONED_BY), None, "{}", n.name_any());
-        assert_eq!(annotation(&n, marks::CLAIMED_BY), None, "{}", n.name_any());
-    }
+    wait_deleted(&sc, &plan).await?;
+    assert_marks_gone(&sc).await?;
     finish(checker).await
 }
 
@@ -627,15 +734,32 @@ async fn killed_molt_reaches_the_same_end_state() -> Result<()> {
     // Kill points: observable moments of the rollout, each followed by a
     // random delay of up to 1.5 s, so molt dies at varying points between
     // its status write and its actions.
-    let moments: [(&str, fn(&DynamicObject) -> bool); 6] = [
-        ("a batch recorded", |p| !s(&status(p), "/batches/0/phase").is_empty()),
-        ("batch 0 draining", |p| s(&status(p), "/batches/0/phase") == "Draining"),
-        ("batch 0 soaking", |p| s(&status(p), "/batches/0/phase") == "Soaking"),
-        ("batch 1 provisioning or later", |p| status(p)["batches"].as_array().is_some_and(|b| b.len() >= 2)),
-        ("batch 1 soaking or later", |p| {
-            matches!(s(&status(p), "/batches/1/phase").as_str(), "Soaking" | "Completed")
+    let moments: [(&str, Moment); 6] = [
+        ("a batch recorded", |p| {
+            !s(status(p), "/batches/0/phase").is_empty()
         }),
-        ("batch 2 recorded", |p| status(p)["batches"].as_array().is_some_and(|b| b.len() >= 3)),
+        ("batch 0 draining", |p| {
+            s(status(p), "/batches/0/phase") == "Draining"
+        }),
+        ("batch 0 soaking", |p| {
+            s(status(p), "/batches/0/phase") == "Soaking"
+        }),
+        ("batch 1 provisioning or later", |p| {
+            status(p)["batches"]
+                .as_array()
+                .is_some_and(|b| b.len() >= 2)
+        }),
+        ("batch 1 soaking or later", |p| {
+            matches!(
+                s(status(p), "/batches/1/phase").as_str(),
+                "Soaking" | "Completed"
+            )
+        }),
+        ("batch 2 recorded", |p| {
+            status(p)["batches"]
+                .as_array()
+                .is_some_and(|b| b.len() >= 3)
+        }),
     ];
     let mut kills = 0;
     for (what, cond) in moments {
@@ -649,18 +773,31 @@ async fn killed_molt_reaches_the_same_end_state() -> Result<()> {
         sc.molt.restart().await?;
         kills += 1;
     }
-    assert!(kills >= 5, "only {kills} kills happened before the plan finished");
+    assert!(
+        kills >= 5,
+        "only {kills} kills happened before the plan finished"
+    );
     let done = sc.wait_phase(&plan, "Succeeded").await?;
     // The same end state as the uninterrupted run.
     let st = status(&done);
     assert_eq!(st["batches"].as_array().map(Vec::len), Some(3), "{st:#}");
-    let new: Vec<String> = new_nodes(&sc, &plan).await?.iter().map(|n| n.name_any()).collect();
+    let new: Vec<String> = new_nodes(&sc, &plan)
+        .await?
+        .iter()
+        .map(|n| n.name_any())
+        .collect();
     assert_eq!(new.len(), 6);
     for o in &old {
-        assert!(Api::<Node>::all(sc.client()).get_opt(o).await?.is_none(), "{o} still exists");
+        assert!(
+            Api::<Node>::all(sc.client()).get_opt(o).await?.is_none(),
+            "{o} still exists"
+        );
     }
     for app in &apps {
-        wait_ready(&sc.ns, &app.name, app.replicas as usize, |n| new.iter().any(|x| x == n)).await?;
+        wait_ready(&sc.ns, &app.name, app.replicas as usize, |n| {
+            new.iter().any(|x| x == n)
+        })
+        .await?;
     }
     let provisioned = assert_provisioned_once(&checker);
     assert_eq!(provisioned.len(), 6, "{provisioned:?}");
@@ -689,15 +826,24 @@ async fn killed_molt_reaches_the_same_end_state() -> Result<()> {
         eprintln!("the rollback finished before molt could be killed during it");
     }
     let done2 = sc.wait_phase(&plan2, "RolledBack").await?;
-    let (old2, new2) = (batch_nodes(&done2, "oldNodes"), batch_nodes(&done2, "newNodes"));
+    let (old2, new2) = (
+        batch_nodes(&done2, "oldNodes"),
+        batch_nodes(&done2, "newNodes"),
+    );
     assert_capacity_first(&checker2, &old2, &new2);
     assert_rolled_back_cleanly(&sc, &plan2, &[]).await?;
     assert_eq!(assert_provisioned_once(&checker2).len(), 2);
     for app in &apps {
-        wait_ready(&sc.ns, &app.name, app.replicas as usize, |n| new.iter().any(|x| x == n)).await?;
+        wait_ready(&sc.ns, &app.name, app.replicas as usize, |n| {
+            new.iter().any(|x| x == n)
+        })
+        .await?;
     }
     finish(checker2).await
 }
+
+/// A moment of the rollout, judged on the plan.
+type Moment = fn(&DynamicObject) -> bool;
 
 fn random_delay() -> std::time::Duration {
     let nanos = std::time::SystemTime::now()
@@ -707,17 +853,26 @@ fn random_delay() -> std::time::Duration {
     std::time::Duration::from_millis(u64::from(nanos % 1500))
 }
 
-/// The checker itself: it must catch a person uncordoning a node they did
-/// not cordon through molt... and molt's mark faked on extra old nodes.
+/// The checker itself catches violations: a pod deleted instead of evicted
+/// (1), more old nodes carrying molt's cordon mark than a batch (2), and a
+/// hand-cordoned node uncordoned (3).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checker_catches_violations() -> Result<()> {
     let mut sc = Scenario::new("chk", NodePoolSpec::new("chk", 4)).await?;
+    install(&sc.ns, &sc.selector(), &[App::new("web", 2)]).await?;
     let hand = sc.pool.nodes()[3].clone();
     cordon_by_hand(sc.client(), &hand).await?;
     // A plan that cannot start moving (paused), so only the test acts.
     let plan = unique_name("chk");
     let spec = sc.plan_spec("img-2", 1, json!({"paused": true}));
     let checker = sc.create_plan(&plan, spec).await?;
+    // Invariant 1: a pod deleted directly (not evicted) from a selected node.
+    let pods: Api<Pod> = sc.ns.api();
+    let victim = molt_e2e::live_pods(&pods, "app=web")
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let victim = victim.first().expect("a web pod").name_any();
+    pods.delete(&victim, &DeleteParams::default()).await?;
     // Invariant 3: the hand-cordoned node is uncordoned.
     set_unschedulable(sc.client(), &hand, false).await?;
     // Invariant 2: two old nodes cordoned with molt's mark (batch size 1).
@@ -736,7 +891,9 @@ async fn checker_catches_violations() -> Result<()> {
     }
     let found = eventually("the checker to see both violations", || async {
         let v = checker.violations_so_far();
-        if v.iter().any(|m| m.starts_with("invariant 3")) && v.iter().any(|m| m.starts_with("invariant 2")) {
+        if v.iter().any(|m| m.starts_with("invariant 3"))
+            && v.iter().any(|m| m.starts_with("invariant 2"))
+        {
             Ok(Some(v))
         } else {
             Err(format!("{v:?}"))
@@ -758,7 +915,19 @@ async fn checker_catches_violations() -> Result<()> {
             .await?;
     }
     let violations = checker.finish().await?;
-    assert!(violations.iter().any(|m| m.starts_with("invariant 2")), "{violations:?}");
-    assert!(violations.iter().any(|m| m.starts_with("invariant 3")), "{violations:?}");
+    assert!(
+        violations.iter().any(|m| m.starts_with("invariant 2")),
+        "{violations:?}"
+    );
+    assert!(
+        violations.iter().any(|m| m.starts_with("invariant 3")),
+        "{violations:?}"
+    );
+    assert!(
+        violations
+            .iter()
+            .any(|m| m.starts_with("invariant 1") && m.contains(&victim)),
+        "{violations:?}"
+    );
     Ok(())
 }
