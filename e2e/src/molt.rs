@@ -2,8 +2,9 @@
 //! `molt run` process (killed, restarted and stopped by the test), plans, and
 //! the clean-up of everything a scenario leaves behind.
 //!
-//! molt runs as the ServiceAccount `molt-e2e-system/molt` (bound to
-//! `cluster-admin`), not as the administrator the tests use, so the API
+//! molt runs as the ServiceAccount `molt-e2e-system/molt`, bound to the
+//! ClusterRole molt ships (`config/rbac/role.yaml`) — so every scenario also
+//! proves that role is sufficient — not as the administrator the tests use, so the API
 //! server's audit log tells molt's requests apart from everyone else's (see
 //! [`crate::checker`]). Each test gives its plans a unique `molt.dev/test`
 //! label and starts its own molt with `--plan-selector molt.dev/test=<id>`, so
@@ -17,7 +18,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::{Event, Namespace, Node, ServiceAccount};
-use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
@@ -37,6 +38,8 @@ pub const MOLT_NAMESPACE: &str = "molt-e2e-system";
 pub const MOLT_SERVICE_ACCOUNT: &str = "molt";
 /// Field manager the harness applies with.
 const MANAGER: &str = "molt-e2e";
+/// The ClusterRole of config/rbac/role.yaml.
+const MOLT_CLUSTER_ROLE: &str = "molt";
 
 /// The user name molt's requests carry (in the audit log, for instance).
 pub fn molt_username() -> String {
@@ -136,8 +139,8 @@ pub async fn install_crd(cluster: &Cluster) -> Result<()> {
     Ok(())
 }
 
-/// Creates (idempotently) molt's namespace, ServiceAccount and its binding to
-/// `cluster-admin`, and returns a kubeconfig file that authenticates as it.
+/// Creates (idempotently) molt's namespace, ServiceAccount, the shipped
+/// ClusterRole and its binding, and returns a kubeconfig file that authenticates as it.
 async fn molt_kubeconfig(cluster: &Cluster, path: &Path) -> Result<()> {
     let client = cluster.client();
     let apply = PatchParams::apply(MANAGER).force();
@@ -163,6 +166,17 @@ async fn molt_kubeconfig(cluster: &Cluster, path: &Path) -> Result<()> {
     )
     .await
     .context("applying molt's ServiceAccount")?;
+    // The ClusterRole molt ships (config/rbac/role.yaml): the scenarios prove it is enough.
+    let role_path = workspace_dir().join("config/rbac/role.yaml");
+    let role_text = std::fs::read_to_string(&role_path)
+        .with_context(|| format!("reading {}", role_path.display()))?;
+    let role: serde_json::Value = serde_yaml_ng::from_str(&role_text)
+        .with_context(|| format!("parsing {}", role_path.display()))?;
+    let roles: Api<ClusterRole> = Api::all(client.clone());
+    roles
+        .patch(MOLT_CLUSTER_ROLE, &apply, &Patch::Apply(role))
+        .await
+        .context("applying molt's ClusterRole")?;
     let bindings: Api<ClusterRoleBinding> = Api::all(client.clone());
     bindings
         .patch(
@@ -171,7 +185,7 @@ async fn molt_kubeconfig(cluster: &Cluster, path: &Path) -> Result<()> {
             &Patch::Apply(json!({
                 "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
                 "metadata": {"name": "molt-e2e"},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": MOLT_CLUSTER_ROLE},
                 "subjects": [{"kind": "ServiceAccount", "name": MOLT_SERVICE_ACCOUNT, "namespace": MOLT_NAMESPACE}]
             })),
         )

@@ -729,42 +729,27 @@ async fn killed_molt_reaches_the_same_end_state() -> Result<()> {
     let old: Vec<String> = sc.pool.nodes().to_vec();
 
     let plan = unique_name("kill");
-    let spec = sc.plan_spec("img-2", 2, json!({}));
+    // A soak long enough that six kills fit in the rollout.
+    let spec = sc.plan_spec("img-2", 2, json!({"health": {"soak": "12s"}}));
     let checker = sc.create_plan(&plan, spec).await?;
-    // Kill points: observable moments of the rollout, each followed by a
-    // random delay of up to 1.5 s, so molt dies at varying points between
-    // its status write and its actions.
-    let moments: [(&str, Moment); 6] = [
-        ("a batch recorded", |p| {
-            !s(status(p), "/batches/0/phase").is_empty()
-        }),
-        ("batch 0 draining", |p| {
-            s(status(p), "/batches/0/phase") == "Draining"
-        }),
-        ("batch 0 soaking", |p| {
-            s(status(p), "/batches/0/phase") == "Soaking"
-        }),
-        ("batch 1 provisioning or later", |p| {
-            status(p)["batches"]
-                .as_array()
-                .is_some_and(|b| b.len() >= 2)
-        }),
-        ("batch 1 soaking or later", |p| {
-            matches!(
-                s(status(p), "/batches/1/phase").as_str(),
-                "Soaking" | "Completed"
-            )
-        }),
-        ("batch 2 recorded", |p| {
-            status(p)["batches"]
-                .as_array()
-                .is_some_and(|b| b.len() >= 3)
-        }),
+    // Kill points: moments of the rollout by progress (batch, then phase within
+    // it), each "this far or further", so a moment passed between two looks is
+    // not missed; each is followed by a random delay of up to 1.5 s, so molt
+    // dies at varying points between its status write and its actions.
+    let moments: [(&str, u64); 6] = [
+        ("a batch recorded", progress_rank(0, "Provisioning")),
+        ("batch 0 draining or later", progress_rank(0, "Draining")),
+        ("batch 0 soaking or later", progress_rank(0, "Soaking")),
+        ("batch 1 recorded", progress_rank(1, "Provisioning")),
+        ("batch 1 soaking or later", progress_rank(1, "Soaking")),
+        ("batch 2 recorded", progress_rank(2, "Provisioning")),
     ];
     let mut kills = 0;
-    for (what, cond) in moments {
+    for (what, rank) in moments {
         let reached = sc
-            .wait_plan(&plan, what, |p| cond(p) || phase(p) == Some("Succeeded"))
+            .wait_plan(&plan, what, |p| {
+                progress(p) >= rank || phase(p) == Some("Succeeded")
+            })
             .await?;
         if phase(&reached) == Some("Succeeded") {
             break;
@@ -842,8 +827,35 @@ async fn killed_molt_reaches_the_same_end_state() -> Result<()> {
     finish(checker2).await
 }
 
-/// A moment of the rollout, judged on the plan.
-type Moment = fn(&DynamicObject) -> bool;
+/// Where a batch phase stands in a batch's life.
+fn phase_rank(phase: &str) -> u64 {
+    match phase {
+        "Provisioning" => 1,
+        "Draining" => 2,
+        "Soaking" => 3,
+        "RemovingOldNodes" => 4,
+        "Completed" => 5,
+        _ => 0,
+    }
+}
+
+/// How far a rollout has come: batch `index` in `phase`, as one number.
+fn progress_rank(index: u64, phase: &str) -> u64 {
+    index * 10 + phase_rank(phase)
+}
+
+/// How far the plan's rollout has come (see [`progress_rank`]).
+fn progress(p: &DynamicObject) -> u64 {
+    let st = status(p);
+    let batches = st["batches"].as_array().cloned().unwrap_or_default();
+    match batches.last() {
+        None => 0,
+        Some(b) => progress_rank(
+            batches.len() as u64 - 1,
+            b["phase"].as_str().unwrap_or_default(),
+        ),
+    }
+}
 
 fn random_delay() -> std::time::Duration {
     let nanos = std::time::SystemTime::now()
