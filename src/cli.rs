@@ -39,6 +39,9 @@ pub struct RunArgs {
     /// the plans this instance sees.
     #[arg(long, env = "MOLT_PLAN_SELECTOR")]
     pub plan_selector: Option<String>,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served (`127.0.0.1:0` picks a free port).
+    #[arg(long, env = "MOLT_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: std::net::SocketAddr,
     /// Name of this instance on Events (defaults to the host name).
     #[arg(long, env = "POD_NAME")]
     pub instance: Option<String>,

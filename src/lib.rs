@@ -5,6 +5,7 @@
 //! - [`controller`]: the shell — watches, reconcile, status, Events, finalizer, action execution.
 //! - [`provision`]: the provider port (create/remove nodes) and its kwok implementation.
 //! - [`crd`]: the CustomResourceDefinition as YAML, as checked in under `crds/`.
+//! - [`metrics`], [`http`]: Prometheus metrics, `/healthz` and `/readyz`.
 //! - [`cli`], [`telemetry`]: the command line and logs.
 
 pub mod api;
@@ -12,5 +13,7 @@ pub mod cli;
 pub mod controller;
 pub mod crd;
 pub mod engine;
+pub mod http;
+pub mod metrics;
 pub mod provision;
 pub mod telemetry;

@@ -47,6 +47,7 @@ fn run(args: RunArgs) -> Result<(), String> {
                 concurrency: args.concurrency,
                 reporter: instance,
                 plan_selector: args.plan_selector,
+                http_addr: args.http_addr,
             },
         )
         .await

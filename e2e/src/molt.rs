@@ -262,6 +262,9 @@ impl Molt {
             .arg(format!("{TEST_LABEL}={}", self.test_id))
             .arg("--instance")
             .arg(format!("molt-e2e-{}", self.test_id))
+            // Several molts share the machine: each serves its endpoints on a free port.
+            .arg("--http-addr")
+            .arg("127.0.0.1:0")
             .env("KUBECONFIG", &self.kubeconfig)
             .env("MOLT_LOG", "info,molt=debug")
             .stdin(Stdio::null())

@@ -68,4 +68,5 @@ pub struct Context {
     /// Recent eviction answers per plan. Memory only, by design: after a restart the engine
     /// derives blockers from PDB status again.
     pub feedback: Mutex<BTreeMap<String, Vec<EvictionFeedback>>>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }

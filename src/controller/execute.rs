@@ -177,10 +177,15 @@ pub async fn execute(
             match pods.evict(pod, &params).await {
                 Ok(_) => {
                     forget(ctx, &me, uid);
+                    ctx.metrics.eviction("accepted");
                     Ok(Outcome::Done)
                 }
-                Err(e) if is(&e, 404) || is(&e, 409) => Ok(Outcome::Skipped),
+                Err(e) if is(&e, 404) || is(&e, 409) => {
+                    ctx.metrics.eviction("gone");
+                    Ok(Outcome::Skipped)
+                }
                 Err(kube::Error::Api(s)) if s.code == 429 => {
+                    ctx.metrics.eviction("blocked");
                     remember(
                         ctx,
                         &me,
@@ -189,6 +194,7 @@ pub async fn execute(
                     Ok(Outcome::EvictionBlocked)
                 }
                 Err(kube::Error::Api(s)) if s.code == 500 || s.code == 403 => {
+                    ctx.metrics.eviction("refused");
                     remember(
                         ctx,
                         &me,

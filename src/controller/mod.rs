@@ -42,6 +42,8 @@ pub struct RunConfig {
     pub reporter: String,
     /// Label selector limiting the plans this instance reconciles.
     pub plan_selector: Option<String>,
+    /// Address of the metrics and health endpoints.
+    pub http_addr: std::net::SocketAddr,
 }
 
 /// A cache of `K` fed by a cluster-wide watch, and the watch stream that feeds it.
@@ -127,6 +129,7 @@ pub async fn run(client: Client, config: RunConfig) -> Result<(), Error> {
         daemon_sets,
         namespaces,
     };
+    let metrics = Arc::new(crate::metrics::Metrics::default());
     let ctx = Arc::new(Context {
         client: client.clone(),
         stores,
@@ -140,6 +143,17 @@ pub async fn run(client: Client, config: RunConfig) -> Result<(), Error> {
             },
         ),
         feedback: Mutex::new(BTreeMap::new()),
+        metrics: metrics.clone(),
+    });
+    let listener = tokio::net::TcpListener::bind(config.http_addr)
+        .await
+        .map_err(|e| Error::NotReady(format!("cannot listen on {}: {e}", config.http_addr)))?;
+    info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving /metrics, /healthz and /readyz");
+    let http_stores = ctx.stores.clone();
+    tokio::spawn(async move {
+        if let Err(e) = crate::http::serve(listener, metrics, http_stores).await {
+            warn!(error = %e, "the metrics and health endpoints stopped");
+        }
     });
 
     let (p1, p2, p3, p4, p5, p6) = (

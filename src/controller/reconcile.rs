@@ -23,12 +23,21 @@ use tracing::{info, warn};
 /// Reconcile one plan.
 #[tracing::instrument(skip_all, fields(plan = %plan.name_any()))]
 pub async fn reconcile(plan: Arc<NodeUpdatePlan>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    let result = reconcile_inner(plan, &ctx).await;
+    ctx.metrics
+        .reconcile_duration
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
+async fn reconcile_inner(plan: Arc<NodeUpdatePlan>, ctx: &Arc<Context>) -> Result<Action, Error> {
     ctx.stores.ready().await.map_err(Error::NotReady)?;
     let api: Api<NodeUpdatePlan> = Api::all(ctx.client.clone());
     finalizer(&api, keys::FINALIZER, plan, |event| async {
         match event {
-            Event::Apply(plan) => apply(&plan, &ctx).await,
-            Event::Cleanup(plan) => cleanup(&plan, &ctx).await,
+            Event::Apply(plan) => apply(&plan, ctx).await,
+            Event::Cleanup(plan) => cleanup(&plan, ctx).await,
         }
     })
     .await
@@ -53,6 +62,7 @@ async fn apply(cached: &NodeUpdatePlan, ctx: &Context) -> Result<Action, Error> 
         write_status(ctx, plan, &decision.status).await?;
     }
     ctx.pods.set(&name, &in_flight(Some(&decision.status)));
+    ctx.metrics.observe_plan(&name, &decision.status);
 
     for action in &decision.actions {
         let outcome = execute(ctx, plan, action).await?;
@@ -91,6 +101,7 @@ async fn cleanup(plan: &NodeUpdatePlan, ctx: &Context) -> Result<Action, Error> 
         log(&name, action, outcome);
     }
     ctx.pods.set(&name, &BTreeSet::new());
+    ctx.metrics.forget_plan(&name);
     if let Ok(mut f) = ctx.feedback.lock() {
         f.remove(&name);
     }
@@ -113,8 +124,9 @@ fn log(plan: &str, action: &Intent, outcome: Outcome) {
 }
 
 /// After an error: conflicts retry at once, the rest with a pause.
-pub fn error_policy(plan: Arc<NodeUpdatePlan>, error: &Error, _ctx: Arc<Context>) -> Action {
+pub fn error_policy(plan: Arc<NodeUpdatePlan>, error: &Error, ctx: Arc<Context>) -> Action {
     warn!(plan = %plan.name_any(), category = error.category(), "{error}");
+    ctx.metrics.error(error.category());
     match error {
         Error::Conflict { .. } => Action::requeue(Duration::from_millis(200)),
         Error::NotReady(_) => Action::requeue(Duration::from_secs(1)),

@@ -185,6 +185,8 @@ impl Molt {
                 &format!("{DEMO_LABEL}={DEMO_LABEL_VALUE}"),
                 "--instance",
                 "molt-demo",
+                "--http-addr",
+                "127.0.0.1:0",
             ])
             .env("KUBECONFIG", &tools.kubeconfig)
             .env("MOLT_LOG", "info")
