@@ -453,6 +453,16 @@ impl Phase {
     }
 }
 
+impl NodeUpdatePlan {
+    /// Whether the plan owns its claimed nodes right now (see [`Phase::is_active`]).
+    pub fn is_active(&self) -> bool {
+        self.status
+            .as_ref()
+            .and_then(|s| s.phase)
+            .is_some_and(Phase::is_active)
+    }
+}
+
 impl std::fmt::Display for Phase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         std::fmt::Debug::fmt(self, f)

@@ -74,13 +74,12 @@ pub async fn execute(
                 None => true,
                 Some(o) if o == me => return Ok(Outcome::Done),
                 // A claim by a plan that no longer exists or no longer acts may be taken over.
-                Some(o) => !ctx.stores.plans.state().iter().any(|p| {
-                    p.name_any() == o
-                        && p.status
-                            .as_ref()
-                            .and_then(|s| s.phase)
-                            .is_some_and(|ph| ph.is_active())
-                }),
+                Some(o) => !ctx
+                    .stores
+                    .plans
+                    .state()
+                    .iter()
+                    .any(|p| p.name_any() == o && p.is_active()),
             };
             if !free {
                 return Ok(Outcome::Skipped);

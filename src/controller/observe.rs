@@ -1,7 +1,7 @@
 //! Build the engine's snapshot from the caches.
 
 use super::context::Context;
-use crate::api::{NodeUpdatePlan, NodeUpdatePlanStatus, Phase};
+use crate::api::{NodeUpdatePlan, NodeUpdatePlanStatus};
 use crate::engine::observed::{NodeView, Observed, PdbView, PodView, WorkloadView};
 use kube::ResourceExt;
 use std::collections::{BTreeMap, BTreeSet};
@@ -53,14 +53,7 @@ pub fn snapshot(ctx: &Context, plan: &NodeUpdatePlan) -> Observed {
         .state()
         .iter()
         .filter(|p| p.name_any() != name)
-        .map(|p| {
-            let active = p
-                .status
-                .as_ref()
-                .and_then(|s| s.phase)
-                .is_some_and(Phase::is_active);
-            (p.name_any(), active)
-        })
+        .map(|p| (p.name_any(), p.is_active()))
         .collect();
     let live: BTreeSet<&str> = pods.iter().map(|p: &PodView| p.uid.as_str()).collect();
     let eviction_feedback = ctx

@@ -511,7 +511,7 @@ impl Step<'_> {
             return self.soaking(settings, i, &gate);
         }
         let started = batch.drain_started_at.as_ref().map_or(self.now, |t| t.0);
-        let deadline = health_add(started, settings.drain_timeout);
+        let deadline = health::add(started, settings.drain_timeout);
         let blockers: Vec<String> = progress
             .blockers
             .iter()
@@ -603,7 +603,7 @@ impl Step<'_> {
                 self.now
             }
         };
-        let done_at = health_add(since, settings.soak);
+        let done_at = health::add(since, settings.soak);
         if self.now < done_at {
             self.requeue_at(done_at);
             self.say(
@@ -856,11 +856,4 @@ impl Step<'_> {
         s.progress = format!("{}/{}", s.updated, s.nodes);
         s.batch = format!("{}/{}", s.current_batch, s.batches);
     }
-}
-
-pub(crate) fn health_add(t: jiff::Timestamp, d: std::time::Duration) -> jiff::Timestamp {
-    jiff::SignedDuration::try_from(d)
-        .ok()
-        .and_then(|d| t.checked_add(d).ok())
-        .unwrap_or(jiff::Timestamp::MAX)
 }

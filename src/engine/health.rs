@@ -83,7 +83,8 @@ pub(crate) fn counts(pod: &PodView, observed: &Observed, spec: &HealthSpec) -> b
         && selector::matches_opt(spec.pod_selector.as_ref(), &pod.labels)
 }
 
-fn add(t: Timestamp, d: std::time::Duration) -> Timestamp {
+/// `t` plus `d`, saturating at the end of time.
+pub(crate) fn add(t: Timestamp, d: std::time::Duration) -> Timestamp {
     jiff::SignedDuration::try_from(d)
         .ok()
         .and_then(|d| t.checked_add(d).ok())
