@@ -20,6 +20,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tracing::{info, warn};
 
+/// Longest one action may take before the reconcile gives up and retries.
+const ACTION_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// Reconcile one plan.
 #[tracing::instrument(skip_all, fields(plan = %plan.name_any()))]
 pub async fn reconcile(plan: Arc<NodeUpdatePlan>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -65,7 +68,12 @@ async fn apply(cached: &NodeUpdatePlan, ctx: &Context) -> Result<Action, Error> 
     ctx.metrics.observe_plan(&name, &decision.status);
 
     for action in &decision.actions {
-        let outcome = execute(ctx, plan, action).await?;
+        // A call that hangs must not hold the plan: give up, and the next reconcile repeats it.
+        let outcome = tokio::time::timeout(ACTION_TIMEOUT, execute(ctx, plan, action))
+            .await
+            .map_err(|_| {
+                Error::NotReady(format!("{action:?} took longer than {ACTION_TIMEOUT:?}"))
+            })??;
         log(&name, action, outcome);
     }
     Ok(Action::requeue(decision.requeue_after.unwrap_or(RESYNC)))
