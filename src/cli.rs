@@ -42,9 +42,26 @@ pub struct RunArgs {
     /// Where `/metrics`, `/healthz` and `/readyz` are served (`127.0.0.1:0` picks a free port).
     #[arg(long, env = "MOLT_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: std::net::SocketAddr,
-    /// Name of this instance on Events (defaults to the host name).
+    /// Name of this instance: on Events, in its User-Agent and as the leader Lease holder
+    /// (defaults to the host name, which is the pod name in a pod).
     #[arg(long, env = "POD_NAME")]
     pub instance: Option<String>,
+    /// Run as one of several replicas: only the holder of a Lease reconciles and writes.
+    #[arg(long, env = "MOLT_LEADER_ELECT")]
+    pub leader_elect: bool,
+    /// Namespace of the leader Lease (molt's own; in a pod, from the downward API).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "molt-system")]
+    pub leader_election_namespace: String,
+    /// Name of the leader Lease; replicas with the same Lease share one leader.
+    #[arg(long, env = "MOLT_LEADER_ELECTION_NAME", default_value = "molt")]
+    pub leader_election_name: String,
+    /// Seconds a renewal holds the Lease: a failed leader is replaced after at most this long.
+    #[arg(long, env = "MOLT_LEADER_ELECTION_LEASE_DURATION", default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=3600))]
+    pub leader_election_lease_duration: u64,
+    /// Seconds before expiry at which the leader renews; also the clock skew tolerated
+    /// between replicas. Must be less than the lease duration.
+    #[arg(long, env = "MOLT_LEADER_ELECTION_RENEW_GRACE", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub leader_election_renew_grace: u64,
 }
 
 /// How logs are written.

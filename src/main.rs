@@ -4,6 +4,7 @@ use clap::Parser;
 use molt::cli::{Cli, Command, RunArgs};
 use std::io::Write;
 use std::process::ExitCode;
+use std::time::Duration;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -35,23 +36,34 @@ fn run(args: RunArgs) -> Result<(), String> {
             .map_err(|e| format!("cannot find a cluster (kubeconfig or in-cluster config): {e}"))?;
         // A 429 to an eviction is an answer (a PDB refuses), not a hiccup to retry for minutes.
         config.default_retry = false;
-        let client = kube::Client::try_from(config)
-            .map_err(|e| format!("cannot build a client for the cluster: {e}"))?;
         let instance = args
             .instance
             .or_else(|| std::env::var("HOSTNAME").ok())
             .unwrap_or_else(|| "molt".into());
-        molt::controller::run(
-            client,
-            molt::controller::RunConfig {
+        // Audit logs then tell the replicas apart.
+        let agent = format!("molt/{} ({instance})", env!("CARGO_PKG_VERSION"));
+        let agent = http::HeaderValue::from_str(&agent)
+            .map_err(|e| format!("--instance {instance:?} cannot go in a User-Agent: {e}"))?;
+        config.headers.push((http::header::USER_AGENT, agent));
+        let election = args.leader_elect.then(|| molt::leader::ElectionConfig {
+            namespace: args.leader_election_namespace,
+            name: args.leader_election_name,
+            identity: instance.clone(),
+            duration: Duration::from_secs(args.leader_election_lease_duration),
+            grace: Duration::from_secs(args.leader_election_renew_grace),
+        });
+        let options = molt::operator::Options {
+            controller: molt::controller::RunConfig {
                 concurrency: args.concurrency,
                 reporter: instance,
                 plan_selector: args.plan_selector,
-                http_addr: args.http_addr,
             },
-        )
-        .await
-        .map_err(|e| e.to_string())
+            http_addr: args.http_addr,
+            election,
+        };
+        molt::operator::run(config, options)
+            .await
+            .map_err(|e| e.to_string())
     })
 }
 

@@ -52,6 +52,10 @@ pub struct Metrics {
     pub nodes_total: Family<PlanLabels, Gauge>,
     /// 1-based batch in flight, per plan.
     pub current_batch: Family<PlanLabels, Gauge>,
+    /// Pods blocking a drain right now (a PodDisruptionBudget, an unmanaged pod), per plan.
+    pub blockers: Family<PlanLabels, Gauge>,
+    /// 1 while this replica holds the leader Lease (or runs without election).
+    pub leader: Gauge,
     /// Evictions by outcome: accepted, blocked (429), refused, gone.
     pub evictions: Family<OutcomeLabels, Counter>,
     /// Health gate verdicts seen in reconciles.
@@ -69,6 +73,8 @@ impl Default for Metrics {
         let nodes_updated = Family::<PlanLabels, Gauge>::default();
         let nodes_total = Family::<PlanLabels, Gauge>::default();
         let current_batch = Family::<PlanLabels, Gauge>::default();
+        let blockers = Family::<PlanLabels, Gauge>::default();
+        let leader = Gauge::default();
         let evictions = Family::<OutcomeLabels, Counter>::default();
         let gate_verdicts = Family::<OutcomeLabels, Counter>::default();
         let reconcile_errors = Family::<CategoryLabels, Counter>::default();
@@ -90,6 +96,16 @@ impl Default for Metrics {
             "plan_current_batch",
             "Batch in flight (1-based)",
             current_batch.clone(),
+        );
+        registry.register(
+            "plan_blockers",
+            "Pods blocking a drain right now",
+            blockers.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this replica holds the leader Lease",
+            leader.clone(),
         );
         registry.register("evictions", "Evictions by outcome", evictions.clone());
         registry.register(
@@ -113,6 +129,8 @@ impl Default for Metrics {
             nodes_updated,
             nodes_total,
             current_batch,
+            blockers,
+            leader,
             evictions,
             gate_verdicts,
             reconcile_errors,
@@ -146,6 +164,9 @@ impl Metrics {
         self.current_batch
             .get_or_create(&p)
             .set(i64::from(status.summary.current_batch));
+        self.blockers
+            .get_or_create(&p)
+            .set(i64::try_from(status.blockers.len()).unwrap_or(i64::MAX));
         if let Some(h) = &status.health {
             self.gate_verdicts
                 .get_or_create(&OutcomeLabels {
@@ -169,6 +190,7 @@ impl Metrics {
         self.nodes_updated.remove(&p);
         self.nodes_total.remove(&p);
         self.current_batch.remove(&p);
+        self.blockers.remove(&p);
     }
 
     /// Count an eviction outcome.

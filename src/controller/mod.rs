@@ -14,6 +14,8 @@ pub mod pods;
 pub mod reconcile;
 
 use crate::api::{NodeUpdatePlan, Phase};
+use crate::http::Readiness;
+use crate::metrics::Metrics;
 use crate::provision::kwok::KwokProvisioner;
 use context::{Context, Stores};
 use error::Error;
@@ -42,8 +44,6 @@ pub struct RunConfig {
     pub reporter: String,
     /// Label selector limiting the plans this instance reconciles.
     pub plan_selector: Option<String>,
-    /// Address of the metrics and health endpoints.
-    pub http_addr: std::net::SocketAddr,
 }
 
 /// A cache of `K` fed by a cluster-wide watch, and the watch stream that feeds it.
@@ -98,8 +98,14 @@ fn moving(plans: &Store<NodeUpdatePlan>) -> Vec<ObjectRef<NodeUpdatePlan>> {
         .collect()
 }
 
-/// Run the controller until SIGINT/SIGTERM.
-pub async fn run(client: Client, config: RunConfig) -> Result<(), Error> {
+/// Run the controller until `shutdown` resolves; in-flight reconciles finish first.
+pub async fn run(
+    client: Client,
+    config: RunConfig,
+    metrics: Arc<Metrics>,
+    readiness: Readiness,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> Result<(), Error> {
     wait_for_crd(&client).await;
     let (trigger_tx, trigger_rx) = futures::channel::mpsc::unbounded::<ObjectRef<NodeUpdatePlan>>();
     let (nodes, node_events) = cache::<Node>(&client);
@@ -129,7 +135,6 @@ pub async fn run(client: Client, config: RunConfig) -> Result<(), Error> {
         daemon_sets,
         namespaces,
     };
-    let metrics = Arc::new(crate::metrics::Metrics::default());
     let ctx = Arc::new(Context {
         client: client.clone(),
         stores,
@@ -145,16 +150,7 @@ pub async fn run(client: Client, config: RunConfig) -> Result<(), Error> {
         feedback: Mutex::new(BTreeMap::new()),
         metrics: metrics.clone(),
     });
-    let listener = tokio::net::TcpListener::bind(config.http_addr)
-        .await
-        .map_err(|e| Error::NotReady(format!("cannot listen on {}: {e}", config.http_addr)))?;
-    info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving /metrics, /healthz and /readyz");
-    let http_stores = ctx.stores.clone();
-    tokio::spawn(async move {
-        if let Err(e) = crate::http::serve(listener, metrics, http_stores).await {
-            warn!(error = %e, "the metrics and health endpoints stopped");
-        }
-    });
+    readiness.leading(ctx.stores.clone());
 
     let (p1, p2, p3, p4, p5, p6) = (
         plans.clone(),
@@ -179,7 +175,7 @@ pub async fn run(client: Client, config: RunConfig) -> Result<(), Error> {
         .watches_stream(ds_events, move |_: DaemonSet| moving(&p5))
         .watches_stream(ns_events, move |_: Namespace| moving(&p6))
         .reconcile_on(trigger_rx)
-        .graceful_shutdown_on(shutdown_signal())
+        .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|result| async move {
             if let Err(e) = result {
@@ -189,27 +185,4 @@ pub async fn run(client: Client, config: RunConfig) -> Result<(), Error> {
         .await;
     info!("molt stopped");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
 }
