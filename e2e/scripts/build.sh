@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the control-plane binaries from the pinned Go modules in e2e/tools and
-# caches them under $MOLT_CACHE_DIR/bin, one file per name and version.
+# Builds the control-plane binaries (and helm, for the chart) from the pinned Go
+# modules in e2e/tools and caches them under $MOLT_CACHE_DIR/bin, one file per
+# name and version.
 # A binary already in the cache is not rebuilt, so a second run takes seconds.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -32,9 +33,9 @@ go_build() {
 missing=0
 for b in "${ALL_BINARIES[@]}"; do [[ -x $(bin_path "$b") ]] || missing=1; done
 if ((missing)); then
-  log "build: downloading Go modules (Kubernetes $K8S_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION) ..."
+  log "build: downloading Go modules (Kubernetes $K8S_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION, helm $HELM_VERSION) ..."
   t0=$SECONDS
-  for m in kubernetes etcd kwok; do (cd "$TOOLS_DIR/$m" && go mod download); done
+  for m in kubernetes etcd kwok helm; do (cd "$TOOLS_DIR/$m" && go mod download); done
   log "build: modules downloaded in $((SECONDS - t0))s"
 fi
 
@@ -53,5 +54,8 @@ done
 go_build etcd etcd go.etcd.io/etcd/server/v3 \
   -ldflags "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=$ETCD_VERSION"
 go_build kwok kwok sigs.k8s.io/kwok/cmd/kwok -ldflags "-s -w"
+# helm: without the version stamp `helm version` reports the minor only (v4.3).
+go_build helm helm helm.sh/helm/v4/cmd/helm \
+  -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION -X helm.sh/helm/v4/internal/version.gitTreeState=clean"
 
 log "build: all binaries ready in $BIN_DIR ($((SECONDS - START))s)"

@@ -16,6 +16,7 @@ module_version() {
 K8S_VERSION=$(module_version "$TOOLS_DIR/kubernetes/go.mod" k8s.io/kubernetes)
 ETCD_VERSION=$(module_version "$TOOLS_DIR/etcd/go.mod" go.etcd.io/etcd/server/v3)
 KWOK_VERSION=$(module_version "$TOOLS_DIR/kwok/go.mod" sigs.k8s.io/kwok)
+HELM_VERSION=$(module_version "$TOOLS_DIR/helm/go.mod" helm.sh/helm/v4)
 
 # bin_path <name>: where the cached binary for the pinned version lives.
 bin_path() {
@@ -23,10 +24,11 @@ bin_path() {
     kube-apiserver | kube-controller-manager | kube-scheduler | kubectl) echo "$BIN_DIR/$1-$K8S_VERSION" ;;
     etcd) echo "$BIN_DIR/etcd-$ETCD_VERSION" ;;
     kwok) echo "$BIN_DIR/kwok-$KWOK_VERSION" ;;
+    helm) echo "$BIN_DIR/helm-$HELM_VERSION" ;;
     *) echo "unknown binary $1" >&2; return 1 ;;
   esac
 }
 
-ALL_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok)
+ALL_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok helm)
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
