@@ -235,8 +235,10 @@ do_up() {
   trap 'die "interrupted"' INT TERM
   make_pki
   local p=$STATE/pki k=$STATE/kubeconfig
-  # Audit log of pod deletions and evictions: the e2e invariant checker reads it
-  # to prove that pods leave nodes only through the Eviction API.
+  # Audit log of pod deletions and evictions, and of every write a ServiceAccount
+  # makes: the e2e invariant checker reads it to prove that pods leave nodes only
+  # through the Eviction API, and the failover test to prove that a replica that
+  # lost the leader Lease writes nothing.
   cat >"$STATE/audit-policy.yaml" <<'POLICY'
 apiVersion: audit.k8s.io/v1
 kind: Policy
@@ -248,6 +250,9 @@ rules:
   - level: Metadata
     verbs: [delete, deletecollection]
     resources: [{group: "", resources: [pods]}]
+  - level: Metadata
+    verbs: [create, update, patch, delete, deletecollection]
+    userGroups: ["system:serviceaccounts"]
   - level: None
 POLICY
 

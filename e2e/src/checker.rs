@@ -59,7 +59,7 @@ use kube::{Client, ResourceExt};
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
-use crate::molt::{marks, molt_username, plans};
+use crate::molt::{marks, plans};
 
 /// What the checker is told about the scenario.
 #[derive(Clone, Debug)]
@@ -74,6 +74,8 @@ pub struct CheckerConfig {
     pub selector: BTreeMap<String, String>,
     /// The namespaces whose pods run on the plan's nodes.
     pub namespaces: Vec<String>,
+    /// The user name molt's requests carry (its ServiceAccount).
+    pub molt_user: String,
 }
 
 /// A change the checker saw, with the etcd revision it happened at.
@@ -469,7 +471,7 @@ impl Checker {
                 .collect()
         };
         let path = audit_log_path();
-        let molt = molt_username();
+        let molt = self.cfg.molt_user.clone();
         let mut out;
         let mut attempts = 0;
         loop {

@@ -732,4 +732,6 @@ pub fn pod_disruption_budget(
 pub mod checker;
 pub mod molt;
 pub mod scenario;
+pub mod scrape;
+pub mod tools;
 pub mod workloads;

@@ -139,9 +139,23 @@ pub async fn install_crd(cluster: &Cluster) -> Result<()> {
     Ok(())
 }
 
-/// Creates (idempotently) molt's namespace, ServiceAccount, the shipped
-/// ClusterRole and its binding, and returns a kubeconfig file that authenticates as it.
-async fn molt_kubeconfig(cluster: &Cluster, path: &Path) -> Result<()> {
+/// Reads a manifest of `config/` (YAML) as JSON.
+pub fn config_manifest(relative: &str) -> Result<Value> {
+    let path = workspace_dir().join(relative);
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    serde_yaml_ng::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// The ClusterRoles molt ships in `config/rbac/`: the scenarios prove they are enough.
+const SHIPPED_CLUSTER_ROLES: [&str; 2] = [
+    "config/rbac/role.yaml",
+    "config/rbac/provider_kwok_role.yaml",
+];
+
+/// Creates (idempotently) molt's namespace, ServiceAccount, and the shipped ClusterRoles
+/// bound to it.
+async fn ensure_molt_identity(cluster: &Cluster) -> Result<()> {
     let client = cluster.client();
     let apply = PatchParams::apply(MANAGER).force();
     let namespaces: Api<Namespace> = Api::all(client.clone());
@@ -166,43 +180,96 @@ async fn molt_kubeconfig(cluster: &Cluster, path: &Path) -> Result<()> {
     )
     .await
     .context("applying molt's ServiceAccount")?;
-    // The ClusterRole molt ships (config/rbac/role.yaml): the scenarios prove it is enough.
-    let role_path = workspace_dir().join("config/rbac/role.yaml");
-    let role_text = std::fs::read_to_string(&role_path)
-        .with_context(|| format!("reading {}", role_path.display()))?;
-    let role: serde_json::Value = serde_yaml_ng::from_str(&role_text)
-        .with_context(|| format!("parsing {}", role_path.display()))?;
     let roles: Api<ClusterRole> = Api::all(client.clone());
-    roles
-        .patch(MOLT_CLUSTER_ROLE, &apply, &Patch::Apply(role))
-        .await
-        .context("applying molt's ClusterRole")?;
     let bindings: Api<ClusterRoleBinding> = Api::all(client.clone());
+    for file in SHIPPED_CLUSTER_ROLES {
+        let role = config_manifest(file)?;
+        let name = role
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or(MOLT_CLUSTER_ROLE)
+            .to_string();
+        roles
+            .patch(&name, &apply, &Patch::Apply(role))
+            .await
+            .with_context(|| format!("applying the ClusterRole of {file}"))?;
+        let binding = format!("molt-e2e-{name}");
+        bindings
+            .patch(
+                &binding,
+                &apply,
+                &Patch::Apply(json!({
+                    "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                    "metadata": {"name": binding},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+                    "subjects": [{"kind": "ServiceAccount", "name": MOLT_SERVICE_ACCOUNT, "namespace": MOLT_NAMESPACE}]
+                })),
+            )
+            .await
+            .with_context(|| format!("binding the ClusterRole {name}"))?;
+    }
+    Ok(())
+}
+
+/// Grants molt's ServiceAccount the shipped leader-election Role
+/// (`config/rbac/leader_election_role.yaml`), for the Lease `lease` instead of `molt`, so
+/// that each test elects on a Lease of its own.
+pub async fn grant_lease(cluster: &Cluster, lease: &str) -> Result<()> {
+    ensure_molt_identity(cluster).await?;
+    let apply = PatchParams::apply(MANAGER).force();
+    let mut role = config_manifest("config/rbac/leader_election_role.yaml")?;
+    let name = format!("molt-e2e-lease-{lease}");
+    role["metadata"] = json!({"name": name, "namespace": MOLT_NAMESPACE});
+    for rule in role["rules"].as_array_mut().into_iter().flatten() {
+        if rule.get("resourceNames").is_some() {
+            rule["resourceNames"] = json!([lease]);
+        }
+    }
+    let roles: Api<k8s_openapi::api::rbac::v1::Role> =
+        Api::namespaced(cluster.client(), MOLT_NAMESPACE);
+    roles
+        .patch(&name, &apply, &Patch::Apply(role))
+        .await
+        .context("applying the leader-election Role")?;
+    let bindings: Api<k8s_openapi::api::rbac::v1::RoleBinding> =
+        Api::namespaced(cluster.client(), MOLT_NAMESPACE);
     bindings
         .patch(
-            "molt-e2e",
+            &name,
             &apply,
             &Patch::Apply(json!({
-                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-                "metadata": {"name": "molt-e2e"},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": MOLT_CLUSTER_ROLE},
+                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                "metadata": {"name": name, "namespace": MOLT_NAMESPACE},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
                 "subjects": [{"kind": "ServiceAccount", "name": MOLT_SERVICE_ACCOUNT, "namespace": MOLT_NAMESPACE}]
             })),
         )
         .await
-        .context("applying molt's ClusterRoleBinding")?;
+        .context("binding the leader-election Role")?;
+    Ok(())
+}
+
+/// Writes a kubeconfig that authenticates as the ServiceAccount `namespace/name` with a
+/// token from the TokenRequest API.
+pub async fn service_account_kubeconfig(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+    path: &Path,
+) -> Result<()> {
+    let sas: Api<ServiceAccount> = Api::namespaced(cluster.client(), namespace);
     let request: TokenRequest = serde_json::from_value(json!({
         "apiVersion": "authentication.k8s.io/v1",
         "kind": "TokenRequest",
         "spec": { "expirationSeconds": 7200 }
     }))?;
     let token = sas
-        .create_token_request(MOLT_SERVICE_ACCOUNT, &PostParams::default(), &request)
+        .create_token_request(name, &PostParams::default(), &request)
         .await
-        .context("requesting a token for molt")?
+        .with_context(|| format!("requesting a token for {namespace}/{name}"))?
         .status
         .map(|s| s.token)
-        .ok_or_else(|| anyhow!("the TokenRequest for molt returned no token"))?;
+        .ok_or_else(|| anyhow!("the TokenRequest for {namespace}/{name} returned no token"))?;
     let mut kc = Kubeconfig::read_from(cluster.kubeconfig())
         .with_context(|| format!("reading {}", cluster.kubeconfig().display()))?;
     let auth: AuthInfo = serde_json::from_value(json!({ "token": token }))?;
@@ -214,9 +281,27 @@ async fn molt_kubeconfig(cluster: &Cluster, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// How a [`Molt`] is started.
+#[derive(Debug, Clone, Default)]
+pub struct MoltOptions {
+    /// `--instance` (default `molt-e2e-<test id>`): the Lease holder identity and the
+    /// `(…)` in molt's User-Agent, which the audit log records.
+    pub instance: Option<String>,
+    /// Run as this ServiceAccount `(namespace, name)`, whose permissions someone else granted
+    /// (the chart, for instance). Default: molt's own, bound to the shipped roles.
+    pub service_account: Option<(String, String)>,
+    /// Arguments after `run` and before the harness's own.
+    pub args: Vec<String>,
+    /// Environment variables of the process.
+    pub env: Vec<(String, String)>,
+}
+
 /// A `molt run` process reconciling only one test's plans. SIGKILLed on drop.
 pub struct Molt {
     test_id: String,
+    instance: String,
+    username: String,
+    options: MoltOptions,
     kubeconfig: PathBuf,
     log: PathBuf,
     child: Option<Child>,
@@ -227,14 +312,42 @@ impl Molt {
     /// Starts `molt run --plan-selector molt.dev/test=<test_id>` as molt's
     /// ServiceAccount; logs go to `target/e2e-molt/<test_id>.log`.
     pub async fn start(cluster: &Cluster, test_id: &str) -> Result<Self> {
+        Self::start_with(cluster, test_id, MoltOptions::default()).await
+    }
+
+    /// [`Molt::start`] with options; logs go to `target/e2e-molt/<instance>.log`.
+    pub async fn start_with(
+        cluster: &Cluster,
+        test_id: &str,
+        options: MoltOptions,
+    ) -> Result<Self> {
         let dir = log_dir();
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let kubeconfig = dir.join(format!("{test_id}.kubeconfig"));
-        molt_kubeconfig(cluster, &kubeconfig).await?;
+        let instance = options
+            .instance
+            .clone()
+            .unwrap_or_else(|| format!("molt-e2e-{test_id}"));
+        let file = if options.instance.is_some() {
+            instance.clone()
+        } else {
+            test_id.to_string()
+        };
+        let kubeconfig = dir.join(format!("{file}.kubeconfig"));
+        let (ns, sa) = match &options.service_account {
+            Some((ns, sa)) => (ns.clone(), sa.clone()),
+            None => {
+                ensure_molt_identity(cluster).await?;
+                (MOLT_NAMESPACE.to_string(), MOLT_SERVICE_ACCOUNT.to_string())
+            }
+        };
+        service_account_kubeconfig(cluster, &ns, &sa, &kubeconfig).await?;
         let mut molt = Self {
             test_id: test_id.to_string(),
+            instance,
+            username: format!("system:serviceaccount:{ns}:{sa}"),
+            options,
             kubeconfig,
-            log: dir.join(format!("{test_id}.log")),
+            log: dir.join(format!("{file}.log")),
             child: None,
             starts: 0,
         };
@@ -244,6 +357,21 @@ impl Molt {
 
     pub fn log_path(&self) -> &Path {
         &self.log
+    }
+
+    /// The user name molt's requests carry.
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+
+    /// `--instance`: the Lease holder identity.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// The User-Agent molt sends (`molt/<version> (<instance>)`) ends with this.
+    pub fn user_agent_suffix(&self) -> String {
+        format!("({})", self.instance)
     }
 
     fn spawn(&mut self) -> Result<()> {
@@ -258,15 +386,22 @@ impl Molt {
         let err = log.try_clone()?;
         let child = Command::new(molt_binary()?)
             .arg("run")
+            .args(&self.options.args)
             .arg("--plan-selector")
             .arg(format!("{TEST_LABEL}={}", self.test_id))
             .arg("--instance")
-            .arg(format!("molt-e2e-{}", self.test_id))
+            .arg(&self.instance)
             // Several molts share the machine: each serves its endpoints on a free port.
             .arg("--http-addr")
             .arg("127.0.0.1:0")
             .env("KUBECONFIG", &self.kubeconfig)
             .env("MOLT_LOG", "info,molt=debug")
+            .envs(
+                self.options
+                    .env
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(err))
@@ -286,10 +421,72 @@ impl Molt {
         Ok(())
     }
 
-    /// SIGKILLs molt and starts it again.
+    /// SIGKILLs molt (if it still runs) and starts it again.
     pub async fn restart(&mut self) -> Result<()> {
         self.kill().await?;
         self.spawn()
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, `TERM`) to the running molt.
+    pub fn signal(&self, signal: &str) -> Result<()> {
+        let pid = self
+            .child
+            .as_ref()
+            .and_then(Child::id)
+            .ok_or_else(|| anyhow!("molt is not running"))?;
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .context("running kill")?;
+        if !status.success() {
+            bail!("kill -{signal} {pid} failed: {status}");
+        }
+        Ok(())
+    }
+
+    /// Waits until molt exits by itself and returns how.
+    pub async fn wait_exit(&mut self, within: Duration) -> Result<std::process::ExitStatus> {
+        let child = self
+            .child
+            .as_mut()
+            .ok_or_else(|| anyhow!("molt is not running"))?;
+        let status = tokio::time::timeout(within, child.wait())
+            .await
+            .map_err(|_| {
+                anyhow!(
+                    "molt still runs after {within:?}; log: {}",
+                    self.log.display()
+                )
+            })??;
+        self.child = None;
+        Ok(status)
+    }
+
+    /// Where the current process serves `/metrics` (read from its log).
+    pub async fn http_addr(&self) -> Result<String> {
+        let log = self.log.clone();
+        let starts = self.starts;
+        crate::eventually("molt to log where it serves /metrics", move || {
+            let log = log.clone();
+            async move {
+                let text = std::fs::read_to_string(&log).map_err(|e| e.to_string())?;
+                let marker = format!("==== molt start #{starts} ");
+                let since = text.rfind(&marker).map_or("", |i| &text[i..]);
+                Ok(since
+                    .lines()
+                    .filter(|l| l.contains("serving /metrics"))
+                    .find_map(|l| {
+                        let at = l.find("127.0.0.1:")?;
+                        let port: String = l[at + 10..]
+                            .chars()
+                            .take_while(char::is_ascii_digit)
+                            .collect();
+                        (!port.is_empty()).then(|| format!("127.0.0.1:{port}"))
+                    }))
+            }
+        })
+        .await
     }
 
     /// Fails if molt exited by itself (it should run until killed).

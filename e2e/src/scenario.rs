@@ -12,7 +12,7 @@ use kube::api::{Api, DynamicObject, PostParams};
 use serde_json::{Value, json};
 
 use crate::checker::{Checker, CheckerConfig};
-use crate::molt::{Molt, NodesCleanup, PlanCleanup, install_crd, plan_object, plans};
+use crate::molt::{Molt, MoltOptions, NodesCleanup, PlanCleanup, install_crd, plan_object, plans};
 use crate::{Cluster, NodePool, NodePoolSpec, TestNamespace, unique_name, wait_for};
 
 pub struct Scenario {
@@ -29,12 +29,17 @@ impl Scenario {
     /// Connects, installs the CRD, creates the namespace and the pool, and
     /// starts molt for this test's plans.
     pub async fn new(prefix: &str, pool: NodePoolSpec) -> Result<Self> {
+        Self::new_with(prefix, pool, MoltOptions::default()).await
+    }
+
+    /// [`Scenario::new`] with molt started with `options`.
+    pub async fn new_with(prefix: &str, pool: NodePoolSpec, options: MoltOptions) -> Result<Self> {
         let cluster = Cluster::connect().await?;
         install_crd(&cluster).await?;
         let id = unique_name(prefix);
         let ns = cluster.namespace(prefix).await?;
         let pool = cluster.node_pool(pool).await?;
-        let molt = Molt::start(&cluster, &id).await?;
+        let molt = Molt::start_with(&cluster, &id, options).await?;
         Ok(Self {
             molt,
             plans_cleanup: PlanCleanup::new(&cluster),
@@ -101,6 +106,7 @@ impl Scenario {
                 batch_size,
                 selector: self.selector(),
                 namespaces: vec![self.ns.name().to_string()],
+                molt_user: self.molt.username().to_string(),
             },
         )
         .await?;
