@@ -125,11 +125,20 @@ impl Fence {
 }
 
 /// A client whose writes pass `fence`: reads always go out, writes only while it is open.
+///
+/// Checked twice. A write is refused before it is queued, with a clear error; and the
+/// connection tasks, which put the bytes on the wire, stop the moment they find the fence
+/// closed. The second check matters for a replica frozen mid-request: when it wakes, a write
+/// that passed the first check long ago is dropped with its connection instead of arriving
+/// after another replica took over.
 pub fn fenced_client(config: kube::Config, fence: Fence) -> Result<Client, kube::Error> {
-    let builder = kube::client::ClientBuilder::try_from(config)?;
     if matches!(fence, Fence::Open) {
-        return Ok(builder.build());
+        return Client::try_from(config);
     }
+    let executor = FencedExecutor {
+        fence: fence.clone(),
+    };
+    let builder = kube::client::ClientBuilder::try_from((config, executor))?;
     let layer = tower::filter::FilterLayer::new(
         move |req: http::Request<kube::client::Body>| -> Result<_, NotLeader> {
             if matches!(
@@ -142,6 +151,44 @@ pub fn fenced_client(config: kube::Config, fence: Fence) -> Result<Client, kube:
         },
     );
     Ok(builder.with_layer(&layer).build())
+}
+
+type Task = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Spawns the HTTP client's connection tasks so that each one ends as soon as the fence closes.
+#[derive(Clone)]
+struct FencedExecutor {
+    fence: Fence,
+}
+
+impl hyper::rt::Executor<Task> for FencedExecutor {
+    fn execute(&self, task: Task) {
+        tokio::spawn(FencedTask {
+            fence: self.fence.clone(),
+            task,
+        });
+    }
+}
+
+/// A connection task that is polled only while the fence is open; once closed, the
+/// connection is dropped with whatever it had not written yet.
+struct FencedTask {
+    fence: Fence,
+    task: Task,
+}
+
+impl std::future::Future for FencedTask {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.fence.check().is_err() {
+            return std::task::Poll::Ready(());
+        }
+        self.task.as_mut().poll(cx)
+    }
 }
 
 /// This replica's part in the election: renews while it holds the Lease, waits otherwise.
@@ -405,7 +452,7 @@ mod tests {
         assert!(f.check().is_err());
     }
 
-    /// The fenced client refuses writes before they leave the process, and lets reads through.
+    /// The fenced client refuses writes before they leave the process; reads are not refused.
     #[tokio::test]
     async fn the_fenced_client_sends_reads_and_refuses_writes() {
         let (f, _tx) = fence(true, Some(lease("molt-b", 0)));
@@ -425,6 +472,26 @@ mod tests {
             .unwrap_err();
         let text = format!("{write} {:?}", std::error::Error::source(&write));
         assert!(text.contains("not the leader"), "{text}");
+    }
+
+    #[test]
+    fn a_connection_task_runs_only_while_the_fence_is_open() {
+        use futures::FutureExt;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let run = |fence: Fence| {
+            let ran = Arc::new(AtomicBool::new(false));
+            let flag = ran.clone();
+            let task = FencedTask {
+                fence,
+                task: Box::pin(async move { flag.store(true, Ordering::SeqCst) }),
+            };
+            assert_eq!(task.now_or_never(), Some(()));
+            ran.load(Ordering::SeqCst)
+        };
+        let (open, tx) = fence(true, Some(lease("molt-a", 0)));
+        assert!(run(open.clone()), "an open fence lets the connection work");
+        tx.send(false).unwrap();
+        assert!(!run(open), "a closed fence drops the connection unpolled");
     }
 
     #[test]

@@ -135,16 +135,19 @@ fn show(writes: &[&Write]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_leader_is_replaced_writes_nothing_and_a_killed_one_too() -> Result<()> {
     let lease = unique_name("molt-lease");
+    // Names of this run alone: the audit log outlives a test.
+    let (a_name, b_name) = (unique_name("molt-a"), unique_name("molt-b"));
+    let (a_agent, b_agent) = (format!("({a_name})"), format!("({b_name})"));
     let cluster = Cluster::connect().await?;
     grant_lease(&cluster, &lease).await?;
     let mut sc = Scenario::new_with(
         "failover",
         NodePoolSpec::new("fo", 4),
-        options("molt-a", &lease),
+        options(&a_name, &lease),
     )
     .await?;
-    wait_holder(&cluster, &lease, "molt-a").await?;
-    let mut b = Molt::start_with(&cluster, &sc.id, options("molt-b", &lease)).await?;
+    wait_holder(&cluster, &lease, &a_name).await?;
+    let mut b = Molt::start_with(&cluster, &sc.id, options(&b_name, &lease)).await?;
 
     // Both replicas answer: the leader says so, the standby is ready too.
     let (a_addr, b_addr) = (sc.molt.http_addr().await?, b.http_addr().await?);
@@ -173,9 +176,9 @@ async fn a_frozen_leader_is_replaced_writes_nothing_and_a_killed_one_too() -> Re
     // Mid-rollout: freeze the leader.
     sc.wait_plan(&plan, "the first batch to complete", |p| updated(p) >= 1)
         .await?;
-    let before = wait_holder(&cluster, &lease, "molt-a").await?;
+    let before = wait_holder(&cluster, &lease, &a_name).await?;
     sc.molt.signal("STOP")?;
-    let first_takeover = wait_holder(&cluster, &lease, "molt-b").await?;
+    let first_takeover = wait_holder(&cluster, &lease, &b_name).await?;
     let t1 = acquired(&first_takeover);
     let waited = t1.duration_since(renewed(&before));
     println!("takeover after a freeze: {waited:#} after molt-a's last renewal");
@@ -209,39 +212,42 @@ async fn a_frozen_leader_is_replaced_writes_nothing_and_a_killed_one_too() -> Re
     })
     .await?;
     b.kill().await?;
-    let second_takeover = wait_holder(&cluster, &lease, "molt-a").await?;
+    let second_takeover = wait_holder(&cluster, &lease, &a_name).await?;
     let t3 = acquired(&second_takeover);
     let done = sc.wait_phase(&plan, "Succeeded").await?;
     assert_eq!(updated(&done), 4, "{:#}", status(&done));
 
     // The audit log: who wrote when.
     let writes = writes_by(sc.molt.username())?;
-    let by = |agent: &'static str| writes.iter().filter(move |w| w.agent.ends_with(agent));
-    let a_after_loss: Vec<&Write> = by("(molt-a)").filter(|w| w.at > t1 && w.at < t3).collect();
+    let by = |agent: &str| {
+        let agent = agent.to_string();
+        writes.iter().filter(move |w| w.agent.ends_with(&agent))
+    };
+    let a_after_loss: Vec<&Write> = by(&a_agent).filter(|w| w.at > t1 && w.at < t3).collect();
     assert!(
         a_after_loss.is_empty(),
         "molt-a wrote after it lost the Lease at {t1}:\n{}",
         show(&a_after_loss)
     );
-    let b_as_standby: Vec<&Write> = by("(molt-b)").filter(|w| w.at < t1).collect();
+    let b_as_standby: Vec<&Write> = by(&b_agent).filter(|w| w.at < t1).collect();
     assert!(
         b_as_standby.is_empty(),
         "molt-b wrote while standing by:\n{}",
         show(&b_as_standby)
     );
-    let b_after_death: Vec<&Write> = by("(molt-b)").filter(|w| w.at > t3).collect();
+    let b_after_death: Vec<&Write> = by(&b_agent).filter(|w| w.at > t3).collect();
     assert!(b_after_death.is_empty(), "{}", show(&b_after_death));
     // The log does record each leader's work, so the checks above could fail.
     assert!(
-        by("(molt-a)").any(|w| w.at < t1),
+        by(&a_agent).any(|w| w.at < t1),
         "no write of molt-a's first term"
     );
     assert!(
-        by("(molt-b)").any(|w| w.at > t1 && w.at < t3),
+        by(&b_agent).any(|w| w.at > t1 && w.at < t3),
         "no write of molt-b's term"
     );
     assert!(
-        by("(molt-a)").any(|w| w.at > t3),
+        by(&a_agent).any(|w| w.at > t3),
         "no write of molt-a's second term"
     );
 
