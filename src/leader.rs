@@ -313,7 +313,7 @@ impl Campaign {
         }
     }
 
-    /// Stop renewing and release the Lease, so another replica takes over at once.
+    /// Stop renewing and release the Lease, so that it is free for the next replica that looks.
     pub async fn resign(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());

@@ -4,7 +4,8 @@
 //! A replica that loses the Lease exits with an error instead of trying to carry on: its
 //! caches, pod watches and in-flight reconciles belong to a term that has ended, and a fresh
 //! start (the kubelet restarts it) rejoins the election cleanly. On SIGTERM the leader lets
-//! in-flight reconciles finish, then releases the Lease so that a standby takes over at once.
+//! in-flight reconciles finish, then releases the Lease: a released Lease is free for the next
+//! replica that looks, instead of held by a process that is gone.
 
 use crate::controller::{self, RunConfig};
 use crate::http::Readiness;
