@@ -2,8 +2,9 @@
 //! a stalled process or a paused VM, the hard case: it comes back believing it leads); the
 //! standby takes over once the Lease expires and carries the rollout on; the frozen one,
 //! woken, must write nothing and exit. Restarted, it stands by, and when the new leader is
-//! killed outright it takes over in turn and the plan completes. The API server's audit log
-//! (every write a ServiceAccount makes, with molt's per-replica User-Agent) is the judge.
+//! killed outright it takes over in turn and the plan completes; stopped with SIGTERM, it
+//! releases the Lease. The API server's audit log (every write a ServiceAccount makes, with
+//! molt's per-replica User-Agent) is the judge.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeSet;
@@ -249,6 +250,25 @@ async fn a_frozen_leader_is_replaced_writes_nothing_and_a_killed_one_too() -> Re
     assert!(
         by(&a_agent).any(|w| w.at > t3),
         "no write of molt-a's second term"
+    );
+
+    // A clean stop (SIGTERM, as in a rolling update) releases the Lease on the way out.
+    sc.molt.signal("TERM")?;
+    let exit = sc.molt.wait_exit(Duration::from_secs(60)).await?;
+    assert!(
+        exit.success(),
+        "a SIGTERMed leader exits cleanly, got {exit}"
+    );
+    let api: Api<Lease> = Api::namespaced(cluster.client(), MOLT_NAMESPACE);
+    let released = api.get(&lease).await?;
+    assert_eq!(
+        released
+            .spec
+            .as_ref()
+            .and_then(|s| s.holder_identity.clone()),
+        None,
+        "the Lease is released: {:?}",
+        released.spec
     );
 
     let provisioned = checker.provisioned();

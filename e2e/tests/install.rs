@@ -51,15 +51,15 @@ impl Release {
             .arg(&self.kubeconfig)
             .output()
             .context("running helm")?;
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         if !out.status.success() {
-            bail!("helm {args:?} failed ({}): {text}", out.status);
+            bail!(
+                "helm {args:?} failed ({}): {stdout}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
-        Ok(text)
+        Ok(stdout)
     }
 }
 
@@ -164,6 +164,41 @@ async fn the_chart_installs_under_restricted_pod_security_and_its_identity_runs_
     let mut upgrade_args = vec!["upgrade", &release.name, chart, "--set", "concurrency=2"];
     upgrade_args.extend(VALUES);
     release.helm(&upgrade_args)?;
+
+    // The chart's CRD (installed by default; the suite's is the same file) is one the API
+    // server accepts as an update of the CRD in place.
+    let crd = release.helm(&[
+        "template",
+        &release.name,
+        chart,
+        "--show-only",
+        "templates/crd.yaml",
+    ])?;
+    let mut apply = Command::new(tool("kubectl")?)
+        .arg("--kubeconfig")
+        .arg(&release.kubeconfig)
+        .args([
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--dry-run=server",
+            "-f",
+            "-",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    {
+        use std::io::Write;
+        apply.stdin.take().unwrap().write_all(crd.as_bytes())?;
+    }
+    let applied = apply.wait_with_output()?;
+    assert!(
+        applied.status.success(),
+        "the chart's CRD is refused: {}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
 
     // Pod Security admission accepted the chart's pods: the ReplicaSet created them.
     let pods: Api<Pod> = Api::namespaced(cluster.client(), &namespace);
