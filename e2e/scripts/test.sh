@@ -11,6 +11,9 @@ cluster_down() {
   # What the cluster used, for the record (and for debugging a failure).
   bash e2e/cluster.sh status || true
   if ((rc != 0)) && [[ -d $STATE/logs ]]; then
+    # Kept for a look after the state is removed.
+    rm -rf target/e2e-logs && cp -r "$STATE/logs" target/e2e-logs || true
+    echo "cluster logs kept in target/e2e-logs" >&2
     for f in "$STATE"/logs/*.log; do
       echo "---- last lines of $f" >&2
       tail -n 20 "$f" >&2 || true

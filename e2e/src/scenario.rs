@@ -7,13 +7,14 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Client;
-use kube::api::{Api, DynamicObject, PostParams};
+use kube::api::{Api, DynamicObject, ListParams, PostParams};
 use serde_json::{Value, json};
 
 use crate::checker::{Checker, CheckerConfig};
 use crate::molt::{Molt, MoltOptions, NodesCleanup, PlanCleanup, install_crd, plan_object, plans};
-use crate::{Cluster, NodePool, NodePoolSpec, TestNamespace, unique_name, wait_for};
+use crate::{Cluster, NodePool, NodePoolSpec, TestNamespace, describe_pods, unique_name, wait_for};
 
 pub struct Scenario {
     pub molt: Molt,
@@ -126,11 +127,78 @@ impl Scenario {
         cond: impl Fn(&DynamicObject) -> bool,
     ) -> Result<DynamicObject> {
         self.molt.check_running()?;
-        let plan = wait_for(&self.plans(), name, what, |p| p.is_some_and(&cond))
-            .await
-            .with_context(|| format!("molt log: {}", self.molt.log_path().display()))?;
+        let waited = wait_for(&self.plans(), name, what, |p| p.is_some_and(&cond)).await;
+        let plan = match waited {
+            Ok(plan) => plan,
+            Err(e) => {
+                let world = self.report().await;
+                return Err(e.context(format!(
+                    "molt log: {}\n{world}",
+                    self.molt.log_path().display()
+                )));
+            }
+        };
         self.molt.check_running()?;
         Ok(plan)
+    }
+
+    /// The test's pods and the pool's nodes as they stand, for a failure message: where each
+    /// pod runs, whether it is Ready, and why the scheduler left it pending.
+    pub async fn report(&self) -> String {
+        let pods: Api<Pod> = Api::namespaced(self.client(), self.ns.name());
+        let pods = match pods.list(&ListParams::default()).await {
+            Ok(list) => list
+                .items
+                .iter()
+                .map(|p| {
+                    let scheduled = p
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.conditions.as_ref())
+                        .and_then(|cs| cs.iter().find(|c| c.type_ == "PodScheduled"))
+                        .filter(|c| c.status != "True")
+                        .and_then(|c| c.message.clone())
+                        .map(|m| format!(" unschedulable: {m}"))
+                        .unwrap_or_default();
+                    format!("{}{scheduled}", describe_pods(std::slice::from_ref(p)))
+                })
+                .collect::<Vec<_>>()
+                .join("\n  "),
+            Err(e) => format!("cannot list pods: {e}"),
+        };
+        let nodes: Api<Node> = Api::all(self.client());
+        let nodes = match nodes
+            .list(&ListParams::default().labels(&self.pool.label_selector()))
+            .await
+        {
+            Ok(list) => list
+                .items
+                .iter()
+                .map(|n| {
+                    let spec = n.spec.clone().unwrap_or_default();
+                    let ready = n
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.conditions.as_ref())
+                        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+                        .map_or("-".to_string(), |c| c.status.clone());
+                    let taints: Vec<String> = spec
+                        .taints
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|t| format!("{}:{}", t.key, t.effect))
+                        .collect();
+                    format!(
+                        "{} ready={ready} unschedulable={} taints={taints:?}",
+                        n.metadata.name.clone().unwrap_or_default(),
+                        spec.unschedulable.unwrap_or(false)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n  "),
+            Err(e) => format!("cannot list nodes: {e}"),
+        };
+        format!("pods:\n  {pods}\nnodes:\n  {nodes}")
     }
 
     /// Waits for `status.phase == phase`.
