@@ -729,8 +729,15 @@ async fn killed_molt_reaches_the_same_end_state() -> Result<()> {
     let old: Vec<String> = sc.pool.nodes().to_vec();
 
     let plan = unique_name("kill");
-    // A soak long enough that six kills fit in the rollout.
-    let spec = sc.plan_spec("img-2", 2, json!({"health": {"soak": "12s"}}));
+    // A soak long enough that six kills fit in the rollout. A kill in the middle of an
+    // eviction can leave the pod in the budget's `disruptedPods` without deleting it; the API
+    // server then counts it as gone for 2 minutes (its deletion timeout), during which the
+    // budget allows one disruption fewer. The drain timeout must outlast that.
+    let spec = sc.plan_spec(
+        "img-2",
+        2,
+        json!({"health": {"soak": "12s"}, "drain": {"timeout": "5m"}}),
+    );
     let checker = sc.create_plan(&plan, spec).await?;
     // Kill points: moments of the rollout by progress (batch, then phase within
     // it), each "this far or further", so a moment passed between two looks is
