@@ -11,7 +11,7 @@
 
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use kube_lease_manager::{LeaseManager, LeaseManagerBuilder};
@@ -89,9 +89,7 @@ impl Fence {
         }
         let lease = view
             .lease
-            .state()
-            .into_iter()
-            .find(|l| l.metadata.name.as_deref() == Some(cfg.name.as_str()))
+            .get(&ObjectRef::new(&cfg.name).within(&cfg.namespace))
             .ok_or_else(|| format!("the Lease {}/{} is not seen yet", cfg.namespace, cfg.name))?;
         let spec = lease.spec.clone().unwrap_or_default();
         let holder = spec.holder_identity.unwrap_or_default();

@@ -535,6 +535,14 @@ pub fn status(plan: &DynamicObject) -> &Value {
 }
 
 /// `status.phase`, if any.
+/// `status.summary.updated`: old nodes replaced so far.
+pub fn updated(plan: &DynamicObject) -> u64 {
+    status(plan)
+        .pointer("/summary/updated")
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
+}
+
 pub fn phase(plan: &DynamicObject) -> Option<&str> {
     status(plan).get("phase").and_then(Value::as_str)
 }

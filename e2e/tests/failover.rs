@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
 use molt_e2e::checker::{audit_log_path, ensure_none};
-use molt_e2e::molt::{MOLT_NAMESPACE, Molt, MoltOptions, grant_lease, phase, status};
+use molt_e2e::molt::{MOLT_NAMESPACE, Molt, MoltOptions, grant_lease, phase, status, updated};
 use molt_e2e::scenario::Scenario;
 use molt_e2e::workloads::{App, Budget, install};
 use molt_e2e::{Cluster, NodePoolSpec, eventually, scrape, unique_name, wait_for_within};
@@ -70,13 +70,6 @@ fn renewed(lease: &Lease) -> jiff::Timestamp {
 
 fn acquired(lease: &Lease) -> jiff::Timestamp {
     lease.spec.as_ref().unwrap().acquire_time.clone().unwrap().0
-}
-
-fn updated(plan: &kube::api::DynamicObject) -> u64 {
-    status(plan)
-        .pointer("/summary/updated")
-        .and_then(Value::as_u64)
-        .unwrap_or(0)
 }
 
 /// A write recorded in the audit log.

@@ -18,6 +18,7 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use molt_e2e::checker::ensure_none;
 use molt_e2e::molt::{
     MoltOptions, annotation, install_crd, is_unschedulable, marks, nodes_matching, phase, status,
+    updated,
 };
 use molt_e2e::scenario::Scenario;
 use molt_e2e::scrape::{self, Metrics};
@@ -104,13 +105,6 @@ fn container_env(container: &Value, namespace: &str, pod: &str) -> Vec<(String, 
             Some((name, value))
         })
         .collect()
-}
-
-fn updated(plan: &kube::api::DynamicObject) -> u64 {
-    status(plan)
-        .pointer("/summary/updated")
-        .and_then(Value::as_u64)
-        .unwrap_or(0)
 }
 
 async fn scrape_until(addr: &str, what: &str, cond: impl Fn(&Metrics) -> bool) -> Result<Metrics> {
