@@ -26,6 +26,8 @@ pub mod reasons {
     pub const NO_MATCHING_NODES: &str = "NoMatchingNodes";
     /// Selected nodes are claimed by another active plan.
     pub const CLAIMED_BY_ANOTHER_PLAN: &str = "ClaimedByAnotherPlan";
+    /// Claiming the selected nodes before the plan starts.
+    pub const CLAIMING: &str = "Claiming";
     /// The spec cannot be carried out as written.
     pub const INVALID_SPEC: &str = "InvalidSpec";
     /// The plan took its nodes and started.

@@ -73,13 +73,15 @@ pub async fn execute(
             let free = match owner.as_deref() {
                 None => true,
                 Some(o) if o == me => return Ok(Outcome::Done),
-                // A claim by a plan that no longer exists or no longer acts may be taken over.
-                Some(o) => !ctx
-                    .stores
-                    .plans
-                    .state()
-                    .iter()
-                    .any(|p| p.name_any() == o && p.is_active()),
+                // Another plan's claim may be taken over only if it does not hold it, judged on
+                // the owner as it is now, not as a cache last saw it.
+                Some(o) => {
+                    let plans: Api<NodeUpdatePlan> = Api::all(ctx.client.clone());
+                    match plans.get_opt(o).await? {
+                        None => true,
+                        Some(owner) => !crate::engine::claims::holds(&owner, plan),
+                    }
+                }
             };
             if !free {
                 return Ok(Outcome::Skipped);

@@ -53,7 +53,7 @@ pub fn snapshot(ctx: &Context, plan: &NodeUpdatePlan) -> Observed {
         .state()
         .iter()
         .filter(|p| p.name_any() != name)
-        .map(|p| (p.name_any(), p.is_active()))
+        .map(|p| (p.name_any(), crate::engine::claims::holds(p, plan)))
         .collect();
     let live: BTreeSet<&str> = pods.iter().map(|p: &PodView| p.uid.as_str()).collect();
     let eviction_feedback = ctx

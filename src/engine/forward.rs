@@ -86,6 +86,8 @@ impl Step<'_> {
         let conflicts = self.claimed_elsewhere(&names);
         if !conflicts.is_empty() {
             self.set_phase(Phase::Pending);
+            // Give way entirely: a claim kept here could stop the plan that holds the rest.
+            self.release_claims();
             for (node, owner) in &conflicts {
                 self.blockers.push(crate::api::Blocker {
                     node: node.clone(),
@@ -128,9 +130,34 @@ impl Step<'_> {
         }
         if settings.paused {
             self.set_phase(Phase::Paused);
+            self.release_claims();
             self.say(
                 reasons::PAUSED,
                 "paused before starting: no node has been touched",
+            );
+            return;
+        }
+        // Ownership first: nothing is provisioned or cordoned until every old node is seen to
+        // carry this plan's claim (each claim is a compare-and-set, see `claims`).
+        let me = self.name();
+        let unowned = old
+            .iter()
+            .filter(|n| {
+                self.observed
+                    .node(n)
+                    .is_some_and(|v| v.claimed_by() != Some(me.as_str()))
+            })
+            .count();
+        if unowned > 0 {
+            self.claim(&old);
+            self.set_phase(Phase::Pending);
+            self.requeue_within(RETRY);
+            self.say(
+                reasons::CLAIMING,
+                format!(
+                    "claiming the {} selected nodes before touching any: {unowned} not yet this plan's",
+                    old.len()
+                ),
             );
             return;
         }
@@ -311,7 +338,11 @@ impl Step<'_> {
         let attempt = self.status.attempt;
         let mut keep = vec![true; batch.old_nodes.len()];
         for (slot, (old, new)) in batch.old_nodes.iter().zip(&batch.new_nodes).enumerate() {
-            if self.observed.node(new).is_some() {
+            if let Some(n) = self.observed.node(new) {
+                // A provider that cannot set molt's annotation on the node: claim it on sight.
+                if n.claimed_by().is_none() {
+                    self.actions.push(Action::Claim { node: new.clone() });
+                }
                 continue;
             }
             match self.observed.node(old) {
@@ -583,6 +614,19 @@ impl Step<'_> {
         let label = self.batch_label(i);
         if let Some(at) = gate.next_deadline {
             self.requeue_at(at);
+        }
+        if gate.only_unobserved() && self.status.batches[i].soak_started_at.is_some() {
+            // A restarted controller has not seen the pods yet. The soak clock is in status and
+            // keeps running; it passes only once they are seen healthy.
+            self.requeue_within(RETRY);
+            self.say(
+                reasons::SOAKING,
+                format!(
+                    "{label}: soaking; waiting to observe the pods on {}",
+                    gate.unobserved.join(", ")
+                ),
+            );
+            return;
         }
         if gate.verdict != Verdict::Healthy {
             self.status.batches[i].soak_started_at = None;

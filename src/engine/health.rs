@@ -29,11 +29,21 @@ pub struct Gate {
     pub failures: Vec<UnhealthyPod>,
     /// What a Pending verdict waits for.
     pub waiting_for: Vec<String>,
+    /// New nodes whose pods are not observed yet (a restarted controller's watches catching up).
+    /// Not seeing is not a sign of ill health: the soak clock keeps running through it.
+    pub unobserved: Vec<String>,
     /// The earliest moment a pending pod or node times out.
     pub next_deadline: Option<Timestamp>,
 }
 
 impl Gate {
+    /// Pending only because some pods are not observed yet: nothing seen is unhealthy or starting.
+    pub fn only_unobserved(&self) -> bool {
+        self.verdict == Verdict::Pending
+            && !self.unobserved.is_empty()
+            && self.waiting_for.len() == self.unobserved.len()
+    }
+
     /// A short sentence naming the first reasons, for conditions and Events.
     pub fn describe(&self) -> String {
         let all: Vec<&UnhealthyPod> = self.failures.iter().chain(&self.unhealthy_pods).collect();
@@ -132,6 +142,7 @@ pub fn evaluate(
         unhealthy_pods: vec![],
         failures: vec![],
         waiting_for: vec![],
+        unobserved: vec![],
         next_deadline: None,
     };
     let deadline = |t: Timestamp, gate: &mut Gate| {
@@ -191,6 +202,7 @@ pub fn evaluate(
             if !observed.pods_observed_on.contains(name) {
                 gate.waiting_for
                     .push(format!("the pods on {name} to be observed"));
+                gate.unobserved.push(name.clone());
                 continue;
             }
             let mut pods: Vec<&PodView> = observed.pods_on(name).collect();

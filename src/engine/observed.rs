@@ -32,7 +32,8 @@ pub struct Observed {
     pub workloads: Vec<WorkloadView>,
     /// Labels of namespaces, for `health.namespaceSelector`.
     pub namespaces: BTreeMap<String, Labels>,
-    /// Other plans in the cluster: name → whether it is active (owns its claimed nodes).
+    /// Other plans in the cluster: name → whether its claims stand against this plan
+    /// ([`claims::holds`](super::claims::holds)).
     pub other_plans: BTreeMap<String, bool>,
     /// What the API server answered to evictions recently, for pods still present. Lost on restart
     /// by design: the engine re-derives blockers from PDB status and only uses this to name the

@@ -103,6 +103,8 @@ pub fn replacement(plan: &NodeUpdatePlan, old: &NodeView, name: String, batch: u
     let annotations = [
         (keys::REPLACES_ANNOTATION.to_string(), old.name.clone()),
         (keys::BATCH_ANNOTATION.to_string(), batch.to_string()),
+        // Born claimed: another plan must never take a new node for one of its old nodes.
+        (keys::CLAIMED_BY_ANNOTATION.to_string(), plan.name_any()),
     ]
     .into_iter()
     .collect();

@@ -100,7 +100,14 @@ fn blue_green_keeps_old_nodes_until_every_batch_passed_then_removes_them() {
     let pnr = w.now;
     w.tick(5);
     let d = w.step();
-    assert_eq!(acts(&d), Vec::<String>::new());
+    // New nodes are born claimed; success hands them back.
+    assert_eq!(
+        acts(&d),
+        [
+            format!("Release {}", new_name(0, 0, 0)),
+            format!("Release {}", new_name(0, 1, 0))
+        ]
+    );
     assert_eq!(events(&d), [r::SUCCEEDED]);
     assert_eq!(w.phase(), Phase::Succeeded);
     assert_eq!(w.status().completed_at, time(w.now));
@@ -183,7 +190,13 @@ fn success_releases_the_claims_still_held() {
     let decisions = w.drive_until(|w| w.phase() == Phase::Succeeded, 20);
     let last = decisions.last().unwrap();
     assert_eq!(events(last), [r::SUCCEEDED]);
-    assert_eq!(acts(last), ["Release old-1"]);
+    assert_eq!(
+        acts(last),
+        [
+            "Release old-1".to_string(),
+            format!("Release {}", new_name(0, 0, 0))
+        ]
+    );
     assert_eq!(w.node("old-1").claimed_by(), None);
     assert!(!w.node("old-1").unschedulable);
     assert_eq!(w.status().summary.nodes, 1);

@@ -103,7 +103,10 @@ fn cleanup_in_the_middle_of_a_drain_puts_the_nodes_back_and_leaves_new_nodes() {
             "Release old-0",
             "Uncordon old-1",
             "Release old-1",
-            "Release old-2"
+            "Release old-2",
+            // New nodes stay, without molt's claim.
+            &format!("Release {}", new_name(0, 0, 0)),
+            &format!("Release {}", new_name(0, 0, 1)),
         ]
     );
     w.apply(&d);

@@ -459,3 +459,42 @@ fn the_soak_needs_an_unbroken_healthy_stretch() {
     );
     assert_eq!(w.status().summary.updated, 1);
 }
+
+#[test]
+fn a_restart_in_the_soak_keeps_its_clock() {
+    let (mut w, drained) = soaking(plan());
+    w.pod_mut("web-1").ready = true;
+    w.tick(10);
+    w.step();
+    let since = at(drained, 10);
+    assert_eq!(w.batch(0).soak_started_at, time(since));
+
+    // A restarted controller: its pod watches have not caught up, so no pod is observed.
+    let new = w.batch(0).new_nodes[0].clone();
+    w.tick(200);
+    w.obs.pods_observed_on.remove(&new);
+    let d = w.step();
+    assert_eq!(events(&d), Vec::<&str>::new());
+    assert_eq!(
+        w.batch(0).soak_started_at,
+        time(since),
+        "not seeing the pods is no reason to start the soak over"
+    );
+    let c = assert_cond(w.status(), types::PROGRESSING, "True", reasons::SOAKING);
+    assert!(
+        c.message.contains("waiting to observe the pods on"),
+        "{}",
+        c.message
+    );
+
+    // Past the soak's end, still unobserved: it does not pass on what it has not seen.
+    w.now = at(since, 300);
+    let d = w.step();
+    assert_eq!(w.batch(0).phase, BatchPhase::Soaking);
+    assert_eq!(events(&d), Vec::<&str>::new());
+
+    // Observed again and healthy: it passes at once, on the clock it kept.
+    w.obs.pods_observed_on.insert(new);
+    let d = w.step();
+    assert_eq!(events(&d)[0], reasons::HEALTH_GATE_PASSED);
+}

@@ -43,6 +43,14 @@ pub struct World {
     pub plan: NodeUpdatePlan,
     pub obs: Observed,
     pub now: Timestamp,
+    /// Show the claiming round as a decision of its own (see [`World::decide`]).
+    pub unfolded: bool,
+}
+
+/// A decision that only claims nodes before the plan starts.
+fn claiming(d: &Decision) -> bool {
+    crate::engine::status::condition(&d.status, types::PROGRESSING)
+        .is_some_and(|c| c.reason == crate::api::condition::reasons::CLAIMING)
 }
 
 impl World {
@@ -58,6 +66,7 @@ impl World {
                 ..Default::default()
             },
             now: t0(),
+            unfolded: false,
         }
     }
 
@@ -85,10 +94,23 @@ impl World {
     }
 
     /// Decide and record the status (as the shell does before acting); actions are not carried out.
+    ///
+    /// A plan claims its nodes in a round of its own before it starts. Unless `unfolded`, that round
+    /// is carried out here and folded into the decision that starts the plan (its claims first), so
+    /// a scenario reads as one start; the claiming round itself has scenarios of its own.
     pub fn decide(&mut self) -> Decision {
         let d = self.peek();
         self.plan.status = Some(d.status.clone());
-        d
+        if self.unfolded || !claiming(&d) {
+            return d;
+        }
+        self.apply(&d);
+        let mut next = self.peek();
+        self.plan.status = Some(next.status.clone());
+        let mut actions = d.actions;
+        actions.append(&mut next.actions);
+        next.actions = actions;
+        next
     }
 
     /// Decide, record the status and carry out every action.
@@ -103,9 +125,16 @@ impl World {
         for a in &d.actions {
             match a {
                 Action::Claim { node } => {
-                    self.node_mut(node)
-                        .annotations
-                        .insert(keys::CLAIMED_BY_ANNOTATION.into(), ME.into());
+                    // A compare-and-set, as the shell does: a claim that another plan holds stays.
+                    let holders = self.obs.other_plans.clone();
+                    let n = self.node_mut(node);
+                    let held = n
+                        .claimed_by()
+                        .is_some_and(|o| o != ME && holders.get(o).copied().unwrap_or(false));
+                    if !held {
+                        n.annotations
+                            .insert(keys::CLAIMED_BY_ANNOTATION.into(), ME.into());
+                    }
                 }
                 Action::Release { node } => {
                     let n = self.node_mut(node);

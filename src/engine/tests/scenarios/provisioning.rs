@@ -75,7 +75,11 @@ fn a_new_node_copies_the_node_it_replaces_plus_the_template_and_the_image() {
                 ("tier", "fresh"),
                 ("zone", "b"),
             ]),
-            annotations: labels(&[("molt.dev/batch", "0"), ("molt.dev/replaces", "old-0")]),
+            annotations: labels(&[
+                ("molt.dev/batch", "0"),
+                ("molt.dev/claimed-by", ME),
+                ("molt.dev/replaces", "old-0")
+            ]),
             taints: vec![
                 taint("dedicated", Some("db"), "NoSchedule"),
                 taint("molt.dev/warming", None, "NoSchedule")

@@ -231,7 +231,14 @@ fn without_blue_green_only_the_batch_in_flight_is_rolled_back() {
     w.tick(5);
     let d = w.step();
     assert_eq!(w.phase(), Phase::RolledBack);
-    assert_eq!(acts(&d), ["Release old-1"]);
+    // batch 1's new node stays, handed back.
+    assert_eq!(
+        acts(&d),
+        [
+            "Release old-1".to_string(),
+            format!("Release {}", new_name(0, 0, 0))
+        ]
+    );
     assert!(event(&d, reasons::ROLLED_BACK).1.contains(kept));
     assert!(cond(w.status(), types::COMPLETE).message.contains(kept));
     assert_eq!(

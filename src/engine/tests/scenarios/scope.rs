@@ -342,3 +342,97 @@ fn a_batch_node_another_plan_owns_is_never_cordoned() {
         acts(&d)
     );
 }
+
+#[test]
+fn a_plan_claims_every_node_before_it_touches_any() {
+    let mut w = World::with_nodes(plan(), 2);
+    w.unfolded = true;
+    let d = w.step();
+    assert_eq!(acts(&d), ["Claim old-0", "Claim old-1"]);
+    assert_eq!(events(&d), Vec::<&str>::new());
+    assert_eq!(w.phase(), Phase::Pending);
+    assert_eq!(w.status().started_at, None, "not started: nothing touched");
+    assert!(w.status().batches.is_empty());
+    let c = assert_cond(w.status(), types::PROGRESSING, "False", reasons::CLAIMING);
+    assert!(c.message.contains("2 not yet this plan's"), "{}", c.message);
+
+    // One claim did not land (the compare-and-set lost, or a crash): still nothing provisioned.
+    w.node_mut("old-1")
+        .annotations
+        .remove(keys::CLAIMED_BY_ANNOTATION);
+    let d = w.decide();
+    assert_eq!(acts(&d), ["Claim old-1"]);
+    w.apply(&d);
+
+    // Every claim seen: now it starts.
+    let d = w.step();
+    assert_eq!(w.phase(), Phase::Progressing);
+    assert_eq!(
+        acts(&d),
+        [format!("Provision {} for old-0", new_name(0, 0, 0))]
+    );
+    assert_eq!(events(&d), [reasons::PLAN_STARTED, reasons::BATCH_STARTED]);
+}
+
+#[test]
+fn of_two_plans_claiming_at_once_the_younger_gives_way() {
+    // Created back to back: both claimed part of the pool before either started. The other
+    // plan came first, so its claim holds; this one releases its own and waits, untouched.
+    let mut w = World::with_nodes(plan(), 3);
+    w.unfolded = true;
+    w.step();
+    w.node_mut("old-1")
+        .annotations
+        .insert(keys::CLAIMED_BY_ANNOTATION.into(), "workers-a".into());
+    w.obs.other_plans.insert("workers-a".into(), true);
+    let d = w.step();
+    assert_eq!(acts(&d), ["Release old-0", "Release old-2"]);
+    assert_eq!(w.phase(), Phase::Pending);
+    assert_eq!(w.status().started_at, None);
+    assert_cond(
+        w.status(),
+        types::BLOCKED,
+        "True",
+        reasons::CLAIMED_BY_ANOTHER_PLAN,
+    );
+
+    // Seen from the older plan, the younger one's claims do not hold: it takes them over.
+    let mut older = World::with_nodes(plan(), 3);
+    older.unfolded = true;
+    for n in ["old-0", "old-2"] {
+        older
+            .node_mut(n)
+            .annotations
+            .insert(keys::CLAIMED_BY_ANNOTATION.into(), "workers-b".into());
+    }
+    older.obs.other_plans.insert("workers-b".into(), false);
+    let d = older.step();
+    assert_eq!(acts(&d), ["Claim old-0", "Claim old-1", "Claim old-2"]);
+    older.step();
+    assert_eq!(older.phase(), Phase::Progressing);
+}
+
+#[test]
+fn another_plans_new_nodes_are_never_taken_for_old_ones() {
+    // The other plan's new node copied the pool's labels; it is born claimed by that plan.
+    let mut w = World::with_nodes(plan(), 1);
+    let mut theirs = node("theirs-a0b0n0");
+    theirs
+        .annotations
+        .insert(keys::CLAIMED_BY_ANNOTATION.into(), "workers-v3".into());
+    w.obs.nodes.push(theirs);
+    w.obs.other_plans.insert("workers-v3".into(), true);
+    let d = w.step();
+    assert!(
+        !acts(&d).iter().any(|a| a.contains("theirs")),
+        "{:?}",
+        acts(&d)
+    );
+    assert_eq!(w.phase(), Phase::Pending);
+    assert_cond(
+        w.status(),
+        types::BLOCKED,
+        "True",
+        reasons::CLAIMED_BY_ANOTHER_PLAN,
+    );
+}
