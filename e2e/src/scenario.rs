@@ -90,6 +90,17 @@ impl Scenario {
     /// Starts a checker for the plan, then creates the plan (so the checker
     /// sees everything the plan causes).
     pub async fn create_plan(&mut self, name: &str, spec: Value) -> Result<Checker> {
+        let checker = self.watch_plan(name, &spec).await?;
+        self.plans()
+            .create(&PostParams::default(), &plan_object(name, &self.id, spec)?)
+            .await
+            .with_context(|| format!("creating plan {name}"))?;
+        Ok(checker)
+    }
+
+    /// Starts a checker for a plan the test creates itself (e.g. several in one
+    /// `kubectl apply`), and deletes the plan when the scenario ends.
+    pub async fn watch_plan(&mut self, name: &str, spec: &Value) -> Result<Checker> {
         let batch_size = spec
             .pointer("/strategy/batchSize")
             .and_then(Value::as_u64)
@@ -112,10 +123,6 @@ impl Scenario {
         )
         .await?;
         self.plans_cleanup.track(name);
-        self.plans()
-            .create(&PostParams::default(), &plan_object(name, &self.id, spec)?)
-            .await
-            .with_context(|| format!("creating plan {name}"))?;
         Ok(checker)
     }
 
