@@ -9,6 +9,10 @@ pub const GROUP: &str = "molt.dev";
 /// Label on every node molt provisioned: the image it runs.
 pub const IMAGE_LABEL: &str = "molt.dev/image";
 
+/// Label on every node molt provisioned: the slot it fills (see `BatchStatus::new_nodes`). A
+/// provider guarantees it, or reports the binding some other way.
+pub const SLOT_LABEL: &str = "molt.dev/slot";
+
 /// Label on every node molt provisioned: the plan that provisioned it.
 pub const PLAN_LABEL: &str = "molt.dev/plan";
 

@@ -140,6 +140,10 @@ pub struct KwokProvider {
     /// Added to every new node on top of what it copies from the node it replaces.
     #[serde(default)]
     pub node_template: NodeTemplate,
+    /// Let the API server name new nodes (`<slot>-<random>`), as Cluster API and Karpenter do,
+    /// instead of naming each node after its slot. molt finds them by their `molt.dev/slot` label.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub generate_names: bool,
 }
 
 /// Extra labels and taints for new nodes.
@@ -504,9 +508,14 @@ pub struct BatchStatus {
     /// Old nodes this batch replaces (recorded before any of them is touched).
     #[serde(default)]
     pub old_nodes: Vec<String>,
-    /// New nodes this batch provisions (deterministic names: a restart never provisions twice).
+    /// The slots of the new nodes, one per old node: deterministic ids (a restart never
+    /// provisions twice). The provider names the node that fills a slot; with kwok by default
+    /// the node is named after its slot.
     #[serde(default)]
     pub new_nodes: Vec<String>,
+    /// The node that fills each slot, as the provider named it, recorded once it is seen.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub slot_nodes: BTreeMap<String, String>,
     /// When the new nodes were requested.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provisioned_at: Option<Time>,

@@ -4,7 +4,7 @@
 use super::pods::PodWatches;
 use crate::api::NodeUpdatePlan;
 use crate::engine::observed::EvictionFeedback;
-use crate::provision::NodeProvisioner;
+use crate::provision::Provider;
 use k8s_openapi::api::apps::v1::{DaemonSet, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Namespace, Node};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -63,7 +63,7 @@ pub struct Context {
     pub client: Client,
     pub stores: Stores,
     pub pods: PodWatches,
-    pub provisioner: Arc<dyn NodeProvisioner>,
+    pub provisioner: Arc<dyn Provider>,
     pub recorder: Recorder,
     /// Recent eviction answers per plan. Memory only, by design: after a restart the engine
     /// derives blockers from PDB status again.

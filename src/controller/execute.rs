@@ -8,7 +8,7 @@
 use super::context::Context;
 use super::error::Error;
 use crate::api::{NodeUpdatePlan, keys};
-use crate::engine::observed::{EvictionFeedback, EvictionOutcome};
+use crate::engine::observed::{EvictionFeedback, EvictionOutcome, NodeView};
 use crate::engine::{Action, EventType};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{DeleteParams, EvictParams, Patch, PatchParams, Preconditions};
@@ -220,7 +220,17 @@ pub async fn execute(
             {
                 return Ok(Outcome::Skipped);
             }
-            ctx.provisioner.remove(node).await?;
+            ctx.provisioner.remove_node(node).await?;
+            Ok(Outcome::Done)
+        }
+        Action::RemoveSlot { slot, node } => {
+            if let Some(name) = node
+                && let Some(n) = get_node(&nodes, name).await?
+                && NodeView::from(&n).is_control_plane()
+            {
+                return Ok(Outcome::Skipped);
+            }
+            ctx.provisioner.remove_slot(slot, node.as_deref()).await?;
             Ok(Outcome::Done)
         }
         Action::Event {

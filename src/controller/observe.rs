@@ -11,7 +11,12 @@ pub fn in_flight(status: Option<&NodeUpdatePlanStatus>) -> BTreeSet<String> {
     status
         .iter()
         .flat_map(|s| &s.batches)
-        .flat_map(|b| b.old_nodes.iter().chain(&b.new_nodes))
+        .flat_map(|b| {
+            b.old_nodes
+                .iter()
+                .chain(&b.new_nodes)
+                .chain(b.slot_nodes.values())
+        })
         .cloned()
         .collect()
 }
@@ -65,13 +70,24 @@ pub fn snapshot(ctx: &Context, plan: &NodeUpdatePlan) -> Observed {
             entry.clone()
         })
         .unwrap_or_default();
+    let nodes: Vec<NodeView> = stores
+        .nodes
+        .state()
+        .iter()
+        .map(|n| NodeView::from(n.as_ref()))
+        .collect();
+    // Only this plan's slots: the rest of the pool's provider state is none of its business.
+    let wanted: BTreeSet<&String> = plan
+        .status
+        .iter()
+        .flat_map(|s| &s.batches)
+        .flat_map(|b| &b.new_nodes)
+        .collect();
+    let mut slots = ctx.provisioner.slots(&nodes);
+    slots.retain(|slot, _| wanted.contains(slot));
     Observed {
-        nodes: stores
-            .nodes
-            .state()
-            .iter()
-            .map(|n| NodeView::from(n.as_ref()))
-            .collect(),
+        nodes,
+        slots,
         pods,
         pods_observed_on: observed_on,
         pdbs: stores

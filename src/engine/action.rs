@@ -22,8 +22,14 @@ pub struct Decision {
 /// A node to create: everything the provider needs, nothing it must decide.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewNode {
-    /// Deterministic name (plan, attempt, batch, slot): a restart never provisions twice.
+    /// The slot it fills (deterministic: plan, attempt, batch, position), also carried as the
+    /// `molt.dev/slot` label. Creating a slot that is filled already does nothing.
+    pub slot: String,
+    /// The node's name when the provider names nodes after their slots (kwok by default); a
+    /// provider that names nodes itself ignores it.
     pub name: String,
+    /// Let the provider (the API server, for kwok) choose the node's name.
+    pub generate_name: bool,
     /// The image to run (`spec.target.image`).
     pub image: String,
     /// The old node it replaces.
@@ -64,8 +70,10 @@ pub enum Action {
         node: String,
         grace_period_seconds: Option<i64>,
     },
-    /// Remove a node through the provider.
+    /// Remove an old node through the provider (which releases what runs it, not just the Node).
     RemoveNode { node: String },
+    /// Release a slot through the provider: its node and whatever the provider made for it.
+    RemoveSlot { slot: String, node: Option<String> },
     /// Publish a Kubernetes Event on the plan.
     Event {
         type_: EventType,
@@ -85,6 +93,7 @@ impl Action {
             | Action::RemoveNode { node }
             | Action::Evict { node, .. } => Some(node),
             Action::Provision(n) => Some(&n.name),
+            Action::RemoveSlot { slot, node } => Some(node.as_deref().unwrap_or(slot)),
             Action::Event { .. } => None,
         }
     }

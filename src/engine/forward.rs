@@ -3,7 +3,7 @@
 use super::action::{Action, EventType};
 use super::health::{self, Gate, MAX_LISTED};
 use super::settings::Settings;
-use super::{RETRY, Step, drain, scope};
+use super::{RETRY, Step, drain, scope, slots};
 use crate::api::condition::reasons;
 use crate::api::{
     BatchPhase, BatchStatus, DisplacedWorkload, DrainTimeoutPolicy, Failure, FailurePolicy,
@@ -188,9 +188,12 @@ impl Step<'_> {
         if settings.paused {
             // A node request held back by the pause has not been made: its clock has not started.
             let now = self.now_time();
+            let observed = self.observed;
             if let Some(b) = self.status.batches.last_mut()
                 && b.phase == BatchPhase::Provisioning
-                && b.new_nodes.iter().any(|n| self.observed.node(n).is_none())
+                && b.new_nodes.iter().any(|s| {
+                    !slots::requested(observed, s) && slots::node(observed, b, s).is_none()
+                })
             {
                 b.provisioned_at = Some(now);
             }
@@ -338,11 +341,17 @@ impl Step<'_> {
         let attempt = self.status.attempt;
         let mut keep = vec![true; batch.old_nodes.len()];
         for (slot, (old, new)) in batch.old_nodes.iter().zip(&batch.new_nodes).enumerate() {
-            if let Some(n) = self.observed.node(new) {
+            if let Some(n) = slots::node(self.observed, &batch, new) {
                 // A provider that cannot set molt's annotation on the node: claim it on sight.
                 if n.claimed_by().is_none() {
-                    self.actions.push(Action::Claim { node: new.clone() });
+                    self.actions.push(Action::Claim {
+                        node: n.name.clone(),
+                    });
                 }
+                continue;
+            }
+            if slots::requested(self.observed, new) {
+                // Asked for and being made: the provider reports the node once there is one.
                 continue;
             }
             match self.observed.node(old) {
@@ -350,8 +359,8 @@ impl Step<'_> {
                 None => keep[slot] = false,
                 Some(_) if settings.paused => {}
                 Some(o) => {
-                    let name = scope::new_node_name(self.plan, attempt, batch.index, slot);
-                    let node = scope::replacement(self.plan, o, name, batch.index);
+                    let id = scope::slot_id(self.plan, attempt, batch.index, slot);
+                    let node = scope::replacement(self.plan, o, id, batch.index);
                     self.actions.push(Action::Provision(node));
                 }
             }
@@ -374,7 +383,7 @@ impl Step<'_> {
         let ready = batch
             .new_nodes
             .iter()
-            .filter(|n| self.observed.node(n).is_some_and(|n| n.is_ready()))
+            .filter(|s| slots::node(self.observed, &batch, s).is_some_and(|n| n.is_ready()))
             .count();
         if ready < batch.new_nodes.len() {
             let label = self.batch_label(i);
@@ -396,7 +405,7 @@ impl Step<'_> {
                 format!(
                     "{}: new nodes {} are Ready",
                     self.batch_label(i),
-                    batch.new_nodes.join(", ")
+                    slots::existing(self.observed, &batch).join(", ")
                 ),
             );
         }
@@ -824,7 +833,7 @@ impl Step<'_> {
         let k = settings.size_of_batch(index, total) as usize;
         let old: Vec<String> = untaken.into_iter().take(k).collect();
         let new: Vec<String> = (0..old.len())
-            .map(|slot| scope::new_node_name(self.plan, self.status.attempt, index, slot))
+            .map(|slot| scope::slot_id(self.plan, self.status.attempt, index, slot))
             .collect();
         let mut preexisting = health::unhealthy_workloads(self.observed, &self.plan.spec.health);
         preexisting.truncate(100);

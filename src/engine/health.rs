@@ -7,6 +7,7 @@
 use super::observed::{Observed, PodPhase, PodView};
 use super::selector;
 use super::settings::Settings;
+use super::slots;
 use crate::api::{BatchPhase, BatchStatus, HealthSpec, UnhealthyPod, Verdict, WorkloadRef};
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -150,8 +151,21 @@ pub fn evaluate(
     };
 
     for batch in &live {
-        for name in &batch.new_nodes {
-            let node = observed.node(name);
+        for slot in &batch.new_nodes {
+            let node = slots::node(observed, batch, slot);
+            let name = &slots::node_name(observed, batch, slot)
+                .unwrap_or(slot)
+                .to_string();
+            if let Some(reason) = slots::failure(observed, slot) {
+                gate.failures.push(UnhealthyPod {
+                    namespace: String::new(),
+                    pod: String::new(),
+                    node: name.clone(),
+                    reason: format!("the provider could not make new node {name}: {reason}"),
+                    since: batch.provisioned_at.clone(),
+                });
+                continue;
+            }
             match (node, &batch.ready_at, &batch.provisioned_at) {
                 (Some(n), Some(_), _) if !n.is_ready() => gate.failures.push(UnhealthyPod {
                     namespace: String::new(),

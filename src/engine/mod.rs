@@ -17,6 +17,7 @@ mod rollback;
 pub mod scope;
 pub mod selector;
 pub mod settings;
+pub mod slots;
 pub mod status;
 #[cfg(test)]
 mod tests;
@@ -145,6 +146,11 @@ impl Step<'_> {
     }
 
     fn run(&mut self, settings: &Settings) {
+        // Which node fills each slot is recorded as soon as the provider reports it, whatever
+        // happens next: the shell watches the pods of the nodes status names.
+        for b in &mut self.status.batches {
+            slots::record(self.observed, b);
+        }
         let stopped_earlier = self
             .status
             .stopped_generation

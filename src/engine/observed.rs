@@ -39,6 +39,28 @@ pub struct Observed {
     /// by design: the engine re-derives blockers from PDB status and only uses this to name the
     /// server's own reason.
     pub eviction_feedback: Vec<EvictionFeedback>,
+    /// The provider's slots this plan asked for, by slot id, as the provider reports them. A slot
+    /// missing here is one the provider knows nothing of (not asked for yet, or gone).
+    pub slots: BTreeMap<String, SlotView>,
+}
+
+/// What a provider reports of one slot.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SlotView {
+    /// The node that fills it, once there is one (named by the provider).
+    pub node: Option<String>,
+    pub state: SlotState,
+}
+
+/// Where a slot stands, as its provider says.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SlotState {
+    /// Asked for, being made (no node yet, or a node not Ready yet).
+    Provisioning,
+    /// Its node is Ready.
+    Ready,
+    /// The provider gave up (quota, a bad template…), with its reason.
+    Failed(String),
 }
 
 impl Observed {

@@ -3,10 +3,10 @@
 
 use super::action::{Action, EventType};
 use super::settings::Settings;
-use super::{RETRY, Step, drain};
+use super::{RETRY, Step, drain, slots};
 use crate::api::condition::reasons;
 use crate::api::{BatchPhase, Phase};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 impl Step<'_> {
     /// Batches the rollback undoes.
@@ -30,10 +30,23 @@ impl Step<'_> {
         self.set_phase(Phase::RollingBack);
         let me = self.name();
         let undo = self.rolled_back_batches(settings);
-        let new_nodes: BTreeSet<String> = undo
-            .iter()
-            .flat_map(|i| self.status.batches[*i].new_nodes.clone())
-            .collect();
+        // The new nodes that exist, by name, with their slots; and slots the provider is still
+        // making a node for (nothing to drain, but something to release).
+        let mut slot_of: BTreeMap<String, String> = BTreeMap::new();
+        let mut unfilled: Vec<String> = vec![];
+        for i in &undo {
+            let b = &self.status.batches[*i];
+            for slot in &b.new_nodes {
+                match slots::node(self.observed, b, slot) {
+                    Some(n) => {
+                        slot_of.insert(n.name.clone(), slot.clone());
+                    }
+                    None if slots::requested(self.observed, slot) => unfilled.push(slot.clone()),
+                    None => {}
+                }
+            }
+        }
+        let new_nodes: BTreeSet<String> = slot_of.keys().cloned().collect();
         let kept: Vec<u32> = self
             .status
             .batches
@@ -62,11 +75,7 @@ impl Step<'_> {
         }
 
         // 2. Cordon, drain and remove the new nodes.
-        let existing: Vec<String> = new_nodes
-            .iter()
-            .filter(|n| self.observed.node(n).is_some())
-            .cloned()
-            .collect();
+        let existing: Vec<String> = new_nodes.iter().cloned().collect();
         let act = !settings.paused;
         if act {
             for name in &existing {
@@ -84,10 +93,20 @@ impl Step<'_> {
         if act {
             for name in progress.drained_nodes() {
                 if self.observed.node(name).is_some_and(|n| !n.deleting) {
-                    self.actions.push(Action::RemoveNode {
-                        node: name.to_string(),
+                    self.actions.push(Action::RemoveSlot {
+                        slot: slot_of
+                            .get(name)
+                            .cloned()
+                            .unwrap_or_else(|| name.to_string()),
+                        node: Some(name.to_string()),
                     });
                 }
+            }
+            for slot in &unfilled {
+                self.actions.push(Action::RemoveSlot {
+                    slot: slot.clone(),
+                    node: None,
+                });
             }
         }
 
@@ -100,7 +119,7 @@ impl Step<'_> {
                 list.join(", ")
             )
         };
-        if existing.is_empty() && uncordoned == 0 {
+        if existing.is_empty() && unfilled.is_empty() && uncordoned == 0 {
             let now = self.now_time();
             for i in &undo {
                 let b = &mut self.status.batches[*i];

@@ -46,9 +46,10 @@ pub fn untaken<'a>(
     v
 }
 
-/// Deterministic name of the node that fills `slot` of `batch` in `attempt`: the same inputs
-/// always give the same name, so a restart finds the node instead of provisioning another.
-pub fn new_node_name(plan: &NodeUpdatePlan, attempt: u32, batch: u32, slot: usize) -> String {
+/// Deterministic id of the slot at position `slot` of `batch` in `attempt`: the same inputs
+/// always give the same id, so a restart finds the node instead of provisioning another. It is a
+/// valid node name and label value (at most 30 + 1 + 5 + 1 + 12 characters).
+pub fn slot_id(plan: &NodeUpdatePlan, attempt: u32, batch: u32, slot: usize) -> String {
     let name = plan.name_any();
     let mut prefix: String = name.chars().take(30).collect();
     while prefix.ends_with(['-', '.']) {
@@ -66,16 +67,12 @@ pub fn new_node_name(plan: &NodeUpdatePlan, attempt: u32, batch: u32, slot: usiz
     format!("{prefix}-{uid}-a{attempt}b{batch}n{slot}")
 }
 
-/// The node that replaces `old`: its labels, taints and capacity, plus the template and molt's marks.
-pub fn replacement(plan: &NodeUpdatePlan, old: &NodeView, name: String, batch: u32) -> NewNode {
+/// The node that fills `slot` in place of `old`: its labels, taints and capacity, plus the
+/// template and molt's marks.
+pub fn replacement(plan: &NodeUpdatePlan, old: &NodeView, slot: String, batch: u32) -> NewNode {
     let target = plan.spec.target.image.clone();
-    let template = plan
-        .spec
-        .provider
-        .kwok
-        .as_ref()
-        .map(|k| k.node_template.clone())
-        .unwrap_or_default();
+    let kwok = plan.spec.provider.kwok.clone().unwrap_or_default();
+    let template = kwok.node_template;
     let mut labels = old.labels.clone();
     for k in keys::NODE_IDENTITY_LABELS {
         labels.remove(k);
@@ -83,6 +80,7 @@ pub fn replacement(plan: &NodeUpdatePlan, old: &NodeView, name: String, batch: u
     labels.extend(template.labels.clone());
     labels.insert(keys::IMAGE_LABEL.into(), target.clone());
     labels.insert(keys::PLAN_LABEL.into(), plan.name_any());
+    labels.insert(keys::SLOT_LABEL.into(), slot.clone());
     let mut taints: Vec<_> = old
         .taints
         .iter()
@@ -109,7 +107,9 @@ pub fn replacement(plan: &NodeUpdatePlan, old: &NodeView, name: String, batch: u
     .into_iter()
     .collect();
     NewNode {
-        name,
+        name: slot.clone(),
+        generate_name: kwok.generate_names,
+        slot,
         image: target,
         replaces: old.name.clone(),
         labels,

@@ -3,12 +3,13 @@
 //! A node carrying kwok's annotation is adopted by the kwok controller, which reports it Ready
 //! and runs its pods. Removing the node deletes the object; the pod garbage collector removes its pods.
 
-use super::{NodeProvisioner, ProvisionError};
+use super::{Provider, ProvisionError};
+use crate::api::keys;
 use crate::engine::NewNode;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Node;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
 
@@ -32,16 +33,25 @@ impl KwokProvisioner {
 /// reported where a real kubelet would report it.
 pub fn node_object(n: &NewNode) -> Result<Node, serde_json::Error> {
     let mut labels = n.labels.clone();
-    labels.insert("kubernetes.io/hostname".into(), n.name.clone());
+    let mut metadata = json!({"labels": {}, "annotations": {}});
+    if n.generate_name {
+        // Named by the API server, as Cluster API and Karpenter name theirs.
+        metadata["generateName"] = json!(format!("{}-", n.slot));
+    } else {
+        metadata["name"] = json!(n.name);
+        labels.insert("kubernetes.io/hostname".into(), n.name.clone());
+    }
     labels.insert("type".into(), "kwok".into());
     let mut annotations = n.annotations.clone();
     annotations.insert(KWOK_NODE_ANNOTATION.into(), "fake".into());
     annotations.insert("node.alpha.kubernetes.io/ttl".into(), "0".into());
+    metadata["labels"] = json!(labels);
+    metadata["annotations"] = json!(annotations);
     serde_json::from_value(json!({
         "apiVersion": "v1",
         "kind": "Node",
-        "metadata": {"name": n.name, "labels": labels, "annotations": annotations},
-        "spec": {"providerID": format!("kwok://{}", n.name), "taints": n.taints},
+        "metadata": metadata,
+        "spec": {"providerID": format!("kwok://{}", n.slot), "taints": n.taints},
         "status": {
             "capacity": n.capacity,
             "allocatable": n.allocatable,
@@ -57,9 +67,33 @@ pub fn node_object(n: &NewNode) -> Result<Node, serde_json::Error> {
     }))
 }
 
-impl NodeProvisioner for KwokProvisioner {
+impl KwokProvisioner {
+    /// Nodes that fill `slot`, read from the API server (not a cache, so a node created a moment
+    /// ago is seen and never made twice).
+    async fn filling(&self, slot: &str) -> Result<Vec<Node>, ProvisionError> {
+        let selector = format!("{}={slot}", keys::SLOT_LABEL);
+        Ok(self
+            .nodes
+            .list(&ListParams::default().labels(&selector))
+            .await?
+            .items)
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), ProvisionError> {
+        match self.nodes.delete(name, &DeleteParams::default()).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+impl Provider for KwokProvisioner {
     fn create<'a>(&'a self, node: &'a NewNode) -> BoxFuture<'a, Result<(), ProvisionError>> {
         async move {
+            if node.generate_name && !self.filling(&node.slot).await?.is_empty() {
+                return Ok(());
+            }
             let object = node_object(node)?;
             match self.nodes.create(&PostParams::default(), &object).await {
                 Ok(_) => Ok(()),
@@ -70,15 +104,25 @@ impl NodeProvisioner for KwokProvisioner {
         .boxed()
     }
 
-    fn remove<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), ProvisionError>> {
+    fn remove_slot<'a>(
+        &'a self,
+        slot: &'a str,
+        node: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), ProvisionError>> {
         async move {
-            match self.nodes.delete(name, &DeleteParams::default()).await {
-                Ok(_) => Ok(()),
-                Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-                Err(e) => Err(e.into()),
+            if let Some(name) = node {
+                return self.delete(name).await;
             }
+            for n in self.filling(slot).await? {
+                self.delete(&kube::ResourceExt::name_any(&n)).await?;
+            }
+            Ok(())
         }
         .boxed()
+    }
+
+    fn remove_node<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), ProvisionError>> {
+        self.delete(name).boxed()
     }
 }
 
@@ -90,6 +134,8 @@ mod tests {
     #[test]
     fn the_node_object_carries_what_the_engine_decided_and_kwok_needs() {
         let n = NewNode {
+            slot: "p-abcde-a0b0n0".into(),
+            generate_name: false,
             name: "p-abcde-a0b0n0".into(),
             image: "v2".into(),
             replaces: "old-0".into(),

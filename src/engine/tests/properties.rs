@@ -58,6 +58,8 @@ struct World {
     fault: Fault,
     control_plane: bool,
     preexisting_outage: bool,
+    /// The provider names new nodes itself instead of after their slots.
+    generated_names: bool,
 }
 
 fn world() -> impl Strategy<Value = World> {
@@ -78,10 +80,22 @@ fn world() -> impl Strategy<Value = World> {
         ],
         any::<bool>(),
         any::<bool>(),
+        any::<bool>(),
     )
         .prop_map(
-            |(nodes, batch, canary, blue_green, halt, fault, control_plane, preexisting_outage)| {
+            |(
+                nodes,
+                batch,
+                canary,
+                blue_green,
+                halt,
+                fault,
+                control_plane,
+                preexisting_outage,
+                generated_names,
+            )| {
                 World {
+                    generated_names,
                     nodes,
                     batch,
                     canary,
@@ -109,6 +123,7 @@ fn build(w: &World) -> Sim {
     }
     let mut sim = Sim::new(p, w.nodes);
     sim.fault = w.fault;
+    sim.generated_names = w.generated_names;
     if w.control_plane {
         sim.nodes.push(control_plane("cp-0"));
     }
@@ -354,6 +369,7 @@ fn the_model_reports_each_kind_of_violation() {
         fault: Fault::PodsNeverReady,
         control_plane: false,
         preexisting_outage: false,
+        generated_names: false,
     };
     w.halt = true;
     let mut sim = build(&w);

@@ -72,6 +72,8 @@ pub struct Sim {
     stopped_in: Option<i64>,
     /// Every node name ever provisioned.
     provisioned: BTreeSet<String>,
+    /// Every slot ever filled.
+    provisioned_slots: BTreeSet<String>,
     pub violations: Vec<String>,
     pub feedback: Vec<EvictionFeedback>,
     pub events: Vec<(String, String)>,
@@ -79,6 +81,8 @@ pub struct Sim {
     /// Only pods on in-flight nodes are observed, as the controller's watches do.
     pub observe_in_flight_only: bool,
     pub deleted: bool,
+    /// The provider names new nodes itself (`<slot>-<n>`), as Cluster API and Karpenter do.
+    pub generated_names: bool,
 }
 
 impl Sim {
@@ -122,12 +126,14 @@ impl Sim {
             human_cordoned: BTreeSet::new(),
             stopped_in: None,
             provisioned: BTreeSet::new(),
+            provisioned_slots: BTreeSet::new(),
             violations: vec![],
             feedback: vec![],
             events: vec![],
             evictions: 0,
             observe_in_flight_only: true,
             deleted: false,
+            generated_names: false,
         };
         for n in &sim.nodes {
             sim.created.insert(n.name.clone(), start);
@@ -175,6 +181,7 @@ impl Sim {
             for b in &st.batches {
                 s.extend(b.old_nodes.iter().cloned());
                 s.extend(b.new_nodes.iter().cloned());
+                s.extend(b.slot_nodes.values().cloned());
             }
         }
         s
@@ -232,6 +239,7 @@ impl Sim {
             namespaces: [("default".to_string(), BTreeMap::new())].into(),
             other_plans: BTreeMap::new(),
             eviction_feedback: self.feedback.clone(),
+            slots: crate::engine::slots::from_labels(&self.nodes),
         }
     }
 
@@ -456,15 +464,29 @@ impl Sim {
                         new.name
                     ));
                 }
-                if self.node(&new.name).is_some() {
+                // Idempotent by slot, as the port's contract says.
+                let filled = self
+                    .nodes
+                    .iter()
+                    .any(|n| n.labels.get(keys::SLOT_LABEL) == Some(&new.slot) && !n.deleting);
+                if filled || self.node(&new.name).is_some() {
                     return;
                 }
-                if !self.provisioned.insert(new.name.clone()) {
-                    self.violation(format!("node {} provisioned twice", new.name));
+                let name = if self.generated_names {
+                    self.next_uid += 1;
+                    format!("{}-g{}", new.slot, self.next_uid)
+                } else {
+                    new.name.clone()
+                };
+                if !self.provisioned.insert(name.clone()) {
+                    self.violation(format!("node {name} provisioned twice"));
                 }
-                self.created.insert(new.name.clone(), self.now);
+                if !self.provisioned_slots.insert(new.slot.clone()) {
+                    self.violation(format!("slot {} provisioned twice", new.slot));
+                }
+                self.created.insert(name.clone(), self.now);
                 self.nodes.push(NodeView {
-                    name: new.name.clone(),
+                    name,
                     labels: new.labels.clone(),
                     annotations: new.annotations.clone(),
                     taints: new.taints.clone(),
@@ -557,6 +579,21 @@ impl Sim {
                 }
                 self.nodes.retain(|n| &n.name != node);
                 self.pods.retain(|p| &p.node != node);
+            }
+            Action::RemoveSlot { slot, node } => {
+                if node.as_ref().is_some_and(|n| !self.provisioned.contains(n)) {
+                    self.violation(format!(
+                        "removed slot {slot} with node {node:?}, which molt did not provision"
+                    ));
+                }
+                let gone: Vec<String> = self
+                    .nodes
+                    .iter()
+                    .filter(|n| n.labels.get(keys::SLOT_LABEL) == Some(slot))
+                    .map(|n| n.name.clone())
+                    .collect();
+                self.nodes.retain(|n| !gone.contains(&n.name));
+                self.pods.retain(|p| !gone.contains(&p.node));
             }
             Action::Event { reason, note, .. } => {
                 self.events.push((reason.to_string(), note.clone()))

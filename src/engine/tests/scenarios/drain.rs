@@ -98,7 +98,7 @@ fn a_node_a_person_cordoned_is_not_cordoned_again_and_never_uncordoned() {
     w.tick(5);
     w.gone();
     let d = w.step();
-    assert_eq!(acts(&d), [format!("RemoveNode {new}")]);
+    assert_eq!(acts(&d), [format!("RemoveSlot {new}")]);
     w.tick(5);
     let d = w.step();
     assert_eq!(w.phase(), Phase::RolledBack);
@@ -635,7 +635,7 @@ fn a_drain_that_times_out_rolls_back_with_on_timeout_rollback() {
         [
             "Uncordon old-0".to_string(),
             format!("Cordon {new}"),
-            format!("RemoveNode {new}")
+            format!("RemoveSlot {new}")
         ]
     );
     assert_eq!(

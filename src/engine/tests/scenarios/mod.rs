@@ -45,6 +45,8 @@ pub struct World {
     pub now: Timestamp,
     /// Show the claiming round as a decision of its own (see [`World::decide`]).
     pub unfolded: bool,
+    /// Slots the provider reports besides those its nodes' labels show (e.g. a failed one).
+    pub reported: BTreeMap<String, crate::engine::observed::SlotView>,
 }
 
 /// A decision that only claims nodes before the plan starts.
@@ -67,6 +69,7 @@ impl World {
             },
             now: t0(),
             unfolded: false,
+            reported: BTreeMap::new(),
         }
     }
 
@@ -90,6 +93,9 @@ impl World {
     /// The engine's decision now, without recording it.
     pub fn peek(&mut self) -> Decision {
         self.sync_workloads();
+        // The provider reports slots from its nodes' labels (as kwok does), plus what a test says.
+        self.obs.slots = crate::engine::slots::from_labels(&self.obs.nodes);
+        self.obs.slots.extend(self.reported.clone());
         decide(&self.plan, &self.obs, self.now)
     }
 
@@ -190,14 +196,20 @@ impl World {
                         p.deleting_since.get_or_insert(now);
                     }
                 }
-                Action::RemoveNode { node } => {
-                    self.obs.nodes.retain(|n| &n.name != node);
-                    self.obs.pods.retain(|p| &p.node != node);
-                    self.obs.pods_observed_on.remove(node);
+                Action::RemoveNode { node } => self.remove(node),
+                Action::RemoveSlot { slot, node } => {
+                    self.remove(node.as_deref().unwrap_or(slot));
+                    self.reported.remove(slot);
                 }
                 Action::Event { .. } => {}
             }
         }
+    }
+
+    fn remove(&mut self, node: &str) {
+        self.obs.nodes.retain(|n| n.name != node);
+        self.obs.pods.retain(|p| p.node != node);
+        self.obs.pods_observed_on.remove(node);
     }
 
     /// Let `secs` seconds pass (nothing else changes).
@@ -392,6 +404,11 @@ pub fn acts(d: &Decision) -> Vec<String> {
             Action::Uncordon { node } => Some(format!("Uncordon {node}")),
             Action::Evict { namespace, pod, .. } => Some(format!("Evict {namespace}/{pod}")),
             Action::RemoveNode { node } => Some(format!("RemoveNode {node}")),
+            Action::RemoveSlot { slot, node } => Some(match node {
+                Some(n) if n != slot => format!("RemoveSlot {slot} ({n})"),
+                Some(_) => format!("RemoveSlot {slot}"),
+                None => format!("RemoveSlot {slot} (no node)"),
+            }),
             Action::Event { .. } => None,
         })
         .collect()

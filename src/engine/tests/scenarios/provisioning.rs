@@ -30,6 +30,7 @@ fn a_new_node_copies_the_node_it_replaces_plus_the_template_and_the_image() {
                 taint("dedicated", Some("db"), "NoSchedule"),
             ],
         },
+        ..Default::default()
     });
     let mut old = node("old-0");
     old.labels.insert("zone".into(), "a".into());
@@ -64,6 +65,8 @@ fn a_new_node_copies_the_node_it_replaces_plus_the_template_and_the_image() {
     assert_eq!(
         provisions,
         [&NewNode {
+            slot: new_name(0, 0, 0),
+            generate_name: false,
             name: new_name(0, 0, 0),
             image: "v2".into(),
             replaces: "old-0".into(),
@@ -71,6 +74,7 @@ fn a_new_node_copies_the_node_it_replaces_plus_the_template_and_the_image() {
                 ("disk", "ssd"),
                 ("molt.dev/image", "v2"),
                 ("molt.dev/plan", ME),
+                ("molt.dev/slot", &new_name(0, 0, 0)),
                 ("pool", "workers"),
                 ("tier", "fresh"),
                 ("zone", "b"),
@@ -178,7 +182,7 @@ fn a_new_node_not_ready_in_time_rolls_the_batch_back() {
     // The old node was never cordoned: only the new node is taken down.
     assert_eq!(
         acts(&d),
-        [format!("Cordon {new}"), format!("RemoveNode {new}")]
+        [format!("Cordon {new}"), format!("RemoveSlot {new}")]
     );
     let f = w.status().failure.clone().unwrap();
     assert_eq!(
@@ -257,4 +261,112 @@ fn a_provider_that_never_creates_the_node_fails_the_batch() {
     );
     assert_eq!(w.phase(), Phase::RolledBack);
     assert_eq!(acts(&d), ["Release old-0"]);
+}
+
+#[test]
+fn a_node_the_provider_named_itself_fills_its_slot() {
+    use crate::engine::observed::{SlotState, SlotView};
+    let mut w = World::with_nodes(plan(), 1);
+    w.add_pod(pod("web-0", "old-0", "web", t0()));
+    w.workload("web", 1);
+    let slot = new_name(0, 0, 0);
+    let d = w.decide();
+    let Some(Action::Provision(asked)) = d
+        .actions
+        .iter()
+        .find(|a| matches!(a, Action::Provision(_)))
+        .cloned()
+    else {
+        panic!("a Provision action: {:?}", acts(&d));
+    };
+    w.apply(&Decision {
+        actions: vec![],
+        ..d
+    });
+    assert_eq!(asked.slot, slot);
+
+    // The provider is making a machine for the slot: it is not asked again.
+    w.reported.insert(
+        slot.clone(),
+        SlotView {
+            node: None,
+            state: SlotState::Provisioning,
+        },
+    );
+    w.tick(5);
+    let d = w.step();
+    assert_eq!(acts(&d), Vec::<String>::new());
+
+    // Its node has a name of the provider's choosing, and none of molt's annotations.
+    let name = "md-0-xzr54-hl6gv";
+    let mut n = node(name);
+    n.labels = asked.labels.clone();
+    n.labels.remove(keys::SLOT_LABEL);
+    n.annotations = asked.annotations.clone();
+    n.annotations.remove(keys::CLAIMED_BY_ANNOTATION);
+    w.obs.nodes.push(n);
+    w.obs.pods_observed_on.insert(name.into());
+    w.reported.insert(
+        slot.clone(),
+        SlotView {
+            node: Some(name.into()),
+            state: SlotState::Ready,
+        },
+    );
+    w.tick(5);
+    let d = w.step();
+    assert_eq!(
+        acts(&d),
+        [
+            format!("Claim {name}"),
+            "Cordon old-0".into(),
+            "Evict default/web-0".into()
+        ],
+        "claimed on sight, then the old node is drained"
+    );
+    assert_eq!(
+        w.batch(0).slot_nodes.get(&slot).map(String::as_str),
+        Some(name)
+    );
+    assert_eq!(w.batch(0).new_nodes, [slot.clone()]);
+
+    // The gate watches the pods on the node the provider named.
+    w.obs.pods.retain(|p| p.name != "web-0");
+    w.land("web-1", name, "web");
+    w.tick(5);
+    w.step();
+    assert_eq!(w.batch(0).phase, BatchPhase::Soaking);
+    assert_eq!(w.status().health.as_ref().unwrap().tracked_pods, 1);
+}
+
+#[test]
+fn a_slot_the_provider_gave_up_on_fails_the_batch_with_its_reason() {
+    use crate::engine::observed::{SlotState, SlotView};
+    let mut w = World::with_nodes(plan(), 1);
+    let d = w.decide();
+    w.apply(&Decision {
+        actions: vec![],
+        ..d
+    });
+    let slot = new_name(0, 0, 0);
+    let why = "InsufficientInstanceCapacity: no m6i.large in eu-west-1a";
+    w.reported.insert(
+        slot.clone(),
+        SlotView {
+            node: None,
+            state: SlotState::Failed(why.into()),
+        },
+    );
+    w.tick(5);
+    let d = w.step();
+    assert_eq!(w.phase(), Phase::RollingBack);
+    let (_, note) = event(&d, reasons::NODE_FAILED);
+    assert!(note.contains(why), "{note}");
+    assert_eq!(
+        acts(&d),
+        [format!("RemoveSlot {slot} (no node)")],
+        "what the provider made for the slot is released"
+    );
+    w.step();
+    assert_eq!(w.phase(), Phase::RolledBack);
 }

@@ -69,7 +69,7 @@ fn a_rollback_puts_old_capacity_back_before_touching_new_nodes() {
     w.tick(5);
     w.gone();
     let d = w.step();
-    assert_eq!(acts(&d), [format!("RemoveNode {new}")]);
+    assert_eq!(acts(&d), [format!("RemoveSlot {new}")]);
     assert_eq!(events(&d), Vec::<&str>::new());
     assert_eq!(w.phase(), Phase::RollingBack);
 
@@ -167,8 +167,8 @@ fn a_blue_green_rollback_undoes_every_batch() {
             "Uncordon old-1".into(),
             format!("Cordon {n0}"),
             format!("Cordon {n1}"),
-            format!("RemoveNode {n0}"),
-            format!("RemoveNode {n1}"),
+            format!("RemoveSlot {n0}"),
+            format!("RemoveSlot {n1}"),
         ]
     );
     w.tick(5);
@@ -222,7 +222,7 @@ fn without_blue_green_only_the_batch_in_flight_is_rolled_back() {
         [
             "Uncordon old-1".to_string(),
             format!("Cordon {n1}"),
-            format!("RemoveNode {n1}")
+            format!("RemoveSlot {n1}")
         ]
     );
     let kept = "batches 1 already passed and stay on the new image (blueGreen: false)";
