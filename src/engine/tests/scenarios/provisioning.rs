@@ -328,7 +328,7 @@ fn a_node_the_provider_named_itself_fills_its_slot() {
         w.batch(0).slot_nodes.get(&slot).map(String::as_str),
         Some(name)
     );
-    assert_eq!(w.batch(0).new_nodes, [slot.clone()]);
+    assert_eq!(w.batch(0).new_nodes, std::slice::from_ref(&slot));
 
     // The gate watches the pods on the node the provider named.
     w.obs.pods.retain(|p| p.name != "web-0");
