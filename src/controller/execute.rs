@@ -7,26 +7,25 @@
 
 use super::context::Context;
 use super::error::Error;
+use super::evict::{self, EvictAnswer};
 use crate::api::{NodeUpdatePlan, keys};
-use crate::engine::observed::{EvictionFeedback, EvictionOutcome};
+use crate::engine::observed::EvictionFeedback;
 use crate::engine::{Action, EventType};
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{DeleteParams, EvictParams, Patch, PatchParams, Preconditions};
+use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event, EventType as KubeEventType};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::{Value, json};
 
 /// How one action went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Done (or already done).
     Done,
     /// Nothing to do: the object is gone or already as wanted by someone else.
     Skipped,
-    /// An eviction a PodDisruptionBudget refused (429).
-    EvictionBlocked,
-    /// An eviction refused for another reason (500: several PDBs; 403: namespace terminating).
-    EvictionRefused,
+    /// The API server's answer to an eviction.
+    Evict(EvictAnswer),
 }
 
 fn is(e: &kube::Error, code: u16) -> bool {
@@ -156,53 +155,22 @@ pub async fn execute(
             ..
         } => {
             let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
-            let params = EvictParams {
-                delete_options: Some(DeleteParams {
-                    preconditions: Some(Preconditions {
-                        uid: Some(uid.clone()),
-                        resource_version: None,
-                    }),
-                    grace_period_seconds: grace_period_seconds.and_then(|g| u32::try_from(g).ok()),
-                    ..DeleteParams::default()
-                }),
-                ..EvictParams::default()
-            };
-            let feedback = |outcome| EvictionFeedback {
-                namespace: namespace.clone(),
-                pod: pod.clone(),
-                uid: uid.clone(),
-                outcome,
-            };
-            match pods.evict(pod, &params).await {
-                Ok(_) => {
-                    forget(ctx, &me, uid);
-                    ctx.metrics.eviction("accepted");
-                    Ok(Outcome::Done)
-                }
-                Err(e) if is(&e, 404) || is(&e, 409) => {
-                    ctx.metrics.eviction("gone");
-                    Ok(Outcome::Skipped)
-                }
-                Err(kube::Error::Api(s)) if s.code == 429 => {
-                    ctx.metrics.eviction("blocked");
-                    remember(
-                        ctx,
-                        &me,
-                        feedback(EvictionOutcome::Blocked(s.message.clone())),
-                    );
-                    Ok(Outcome::EvictionBlocked)
-                }
-                Err(kube::Error::Api(s)) if s.code == 500 || s.code == 403 => {
-                    ctx.metrics.eviction("refused");
-                    remember(
-                        ctx,
-                        &me,
-                        feedback(EvictionOutcome::Refused(s.message.clone())),
-                    );
-                    Ok(Outcome::EvictionRefused)
-                }
-                Err(e) => Err(e.into()),
+            let answer = evict::evict(&pods, pod, uid, *grace_period_seconds).await?;
+            ctx.metrics.eviction(answer.metric());
+            match answer.feedback() {
+                Some(outcome) => remember(
+                    ctx,
+                    &me,
+                    EvictionFeedback {
+                        namespace: namespace.clone(),
+                        pod: pod.clone(),
+                        uid: uid.clone(),
+                        outcome,
+                    },
+                ),
+                None => forget(ctx, &me, uid),
             }
+            Ok(Outcome::Evict(answer))
         }
         Action::Provision(new) => {
             ctx.provisioner.create(new).await?;

@@ -4,10 +4,12 @@
 //! - [`observe`]: the engine's snapshot from the caches.
 //! - [`reconcile`]: one reconcile and the error policy.
 //! - [`execute`]: each action carried out idempotently.
+//! - [`evict`]: one eviction and what the API server's answer means.
 //! - [`pods`]: pod watches limited to the nodes in flight.
 
 pub mod context;
 pub mod error;
+pub mod evict;
 pub mod execute;
 pub mod observe;
 pub mod pods;

@@ -6,6 +6,7 @@
 
 use super::context::Context;
 use super::error::Error;
+use super::evict::EvictAnswer;
 use super::execute::{Outcome, execute};
 use super::observe::{in_flight, snapshot};
 use crate::api::{NodeUpdatePlan, keys};
@@ -74,7 +75,7 @@ async fn apply(cached: &NodeUpdatePlan, ctx: &Context) -> Result<Action, Error> 
             .map_err(|_| {
                 Error::NotReady(format!("{action:?} took longer than {ACTION_TIMEOUT:?}"))
             })??;
-        log(&name, action, outcome);
+        log(&name, action, &outcome);
     }
     Ok(Action::requeue(decision.requeue_after.unwrap_or(RESYNC)))
 }
@@ -106,7 +107,7 @@ async fn cleanup(plan: &NodeUpdatePlan, ctx: &Context) -> Result<Action, Error> 
     let actions = engine::cleanup(plan, &observed);
     for action in &actions {
         let outcome = execute(ctx, plan, action).await?;
-        log(&name, action, outcome);
+        log(&name, action, &outcome);
     }
     ctx.pods.set(&name, &BTreeSet::new());
     ctx.metrics.forget_plan(&name);
@@ -117,16 +118,31 @@ async fn cleanup(plan: &NodeUpdatePlan, ctx: &Context) -> Result<Action, Error> 
     Ok(Action::await_change())
 }
 
-fn log(plan: &str, action: &Intent, outcome: Outcome) {
+fn log(plan: &str, action: &Intent, outcome: &Outcome) {
     match action {
         Intent::Event { reason, note, .. } => info!(plan, reason, "{note}"),
         other => match outcome {
             Outcome::Done => info!(plan, ?other, "done"),
             Outcome::Skipped => info!(plan, ?other, "nothing to do"),
-            Outcome::EvictionBlocked => {
-                info!(plan, ?other, "eviction refused by a PodDisruptionBudget")
+            Outcome::Evict(EvictAnswer::Evicted) => info!(plan, ?other, "evicted"),
+            Outcome::Evict(EvictAnswer::Gone) => info!(plan, ?other, "pod already gone"),
+            Outcome::Evict(EvictAnswer::Blocked(why)) => {
+                info!(
+                    plan,
+                    ?other,
+                    "eviction refused by a PodDisruptionBudget: {why}"
+                )
             }
-            Outcome::EvictionRefused => warn!(plan, ?other, "eviction refused"),
+            Outcome::Evict(EvictAnswer::NamespaceTerminating) => {
+                info!(
+                    plan,
+                    ?other,
+                    "namespace being deleted; the pod goes with it"
+                )
+            }
+            Outcome::Evict(EvictAnswer::Refused(why)) => {
+                warn!(plan, ?other, "eviction refused: {why}")
+            }
         },
     }
 }
