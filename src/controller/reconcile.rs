@@ -70,14 +70,24 @@ async fn apply(cached: &NodeUpdatePlan, ctx: &Context) -> Result<Action, Error> 
 
     for action in &decision.actions {
         // A call that hangs must not hold the plan: give up, and the next reconcile repeats it.
-        let outcome = tokio::time::timeout(ACTION_TIMEOUT, execute(ctx, plan, action))
-            .await
-            .map_err(|_| {
-                Error::NotReady(format!("{action:?} took longer than {ACTION_TIMEOUT:?}"))
-            })??;
+        let outcome = bounded(ACTION_TIMEOUT, action, execute(ctx, plan, action)).await?;
         log(&name, action, &outcome);
     }
     Ok(Action::requeue(decision.requeue_after.unwrap_or(RESYNC)))
+}
+
+/// `work` for `action`, or [`Error::ActionTimeout`] once it has taken `limit`.
+async fn bounded<T>(
+    limit: Duration,
+    action: &Intent,
+    work: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    tokio::time::timeout(limit, work)
+        .await
+        .map_err(|_| Error::ActionTimeout {
+            action: format!("{action:?}"),
+            after: limit,
+        })?
 }
 
 async fn write_status(
@@ -147,13 +157,49 @@ fn log(plan: &str, action: &Intent, outcome: &Outcome) {
     }
 }
 
-/// After an error: conflicts retry at once, the rest with a pause.
+/// After an error: retry after the pause its kind calls for ([`Error::retry_after`]).
 pub fn error_policy(plan: Arc<NodeUpdatePlan>, error: &Error, ctx: Arc<Context>) -> Action {
     warn!(plan = %plan.name_any(), category = error.category(), "{error}");
     ctx.metrics.error(error.category());
-    match error {
-        Error::Conflict { .. } => Action::requeue(Duration::from_millis(200)),
-        Error::NotReady(_) => Action::requeue(Duration::from_secs(1)),
-        _ => Action::requeue(Duration::from_secs(5)),
+    Action::requeue(error.retry_after())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_hung_action_is_an_action_timeout_naming_the_action() {
+        let cordon = Intent::Cordon {
+            node: "old-0".into(),
+        };
+        // A zero limit on a call that never answers elapses on the first poll: no clock involved.
+        let hung = bounded(
+            Duration::ZERO,
+            &cordon,
+            std::future::pending::<Result<(), Error>>(),
+        )
+        .await;
+        match hung {
+            Err(Error::ActionTimeout { action, after }) => {
+                assert!(action.contains("old-0"), "{action}");
+                assert_eq!(after, Duration::ZERO);
+            }
+            other => panic!("expected an action timeout, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_action_that_answers_keeps_its_own_result() {
+        let cordon = Intent::Cordon {
+            node: "old-0".into(),
+        };
+        let failed = bounded(Duration::ZERO, &cordon, async {
+            Err::<(), _>(Error::Conflict {
+                what: "node old-0".into(),
+            })
+        })
+        .await;
+        assert!(matches!(failed, Err(Error::Conflict { .. })), "{failed:?}");
     }
 }
