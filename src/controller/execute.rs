@@ -9,12 +9,11 @@ use super::context::Context;
 use super::error::Error;
 use super::evict::{self, EvictAnswer};
 use crate::api::{NodeUpdatePlan, keys};
+use crate::engine::Action;
 use crate::engine::observed::EvictionFeedback;
-use crate::engine::{Action, EventType};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Patch, PatchParams};
-use kube::runtime::events::{Event, EventType as KubeEventType};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 
 /// How one action went.
@@ -189,40 +188,7 @@ pub async fn execute(
             ctx.provisioner.remove(node).await?;
             Ok(Outcome::Done)
         }
-        Action::Event {
-            type_,
-            reason,
-            note,
-        } => {
-            let event = Event {
-                type_: match type_ {
-                    EventType::Normal => KubeEventType::Normal,
-                    EventType::Warning => KubeEventType::Warning,
-                },
-                reason: reason.to_string(),
-                note: Some(truncate(note, 1000)),
-                action: reason.to_string(),
-                secondary: None,
-            };
-            let reference = plan.object_ref(&());
-            if let Err(e) = ctx.recorder.publish(&event, &reference).await {
-                // An Event lost is a pity, not a reason to stop the rollout.
-                tracing::warn!(plan = %me, reason, error = %e, "cannot publish event");
-            }
-            Ok(Outcome::Done)
-        }
     }
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 fn remember(ctx: &Context, plan: &str, f: EvictionFeedback) {
