@@ -1,18 +1,17 @@
 //! Carry out the engine's actions, each one idempotently and checked against the live object.
 //!
-//! Node writes read the node first and patch with its resourceVersion, so a change that raced
-//! with molt (a person cordoning, another plan claiming) turns into a conflict and a retry instead
-//! of a lost update. Evictions carry the pod's UID, so a pod recreated under the same name is never
-//! evicted by mistake. molt never deletes a pod.
+//! Dispatch only, as far as possible: node writes live in [`super::nodes`] (read, decide, patch
+//! with the resourceVersion), evictions in [`super::evict`] (UID precondition; molt never deletes
+//! a pod).
 
 use super::context::Context;
 use super::error::Error;
 use super::evict::{self, EvictAnswer};
+use super::nodes::{cordon, get_node, patch_node, release, uncordon};
 use crate::api::{NodeUpdatePlan, keys};
 use crate::engine::Action;
 use crate::engine::observed::EvictionFeedback;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 
@@ -25,33 +24,6 @@ pub enum Outcome {
     Skipped,
     /// The API server's answer to an eviction.
     Evict(EvictAnswer),
-}
-
-fn is(e: &kube::Error, code: u16) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == code)
-}
-
-async fn get_node(api: &Api<Node>, name: &str) -> Result<Option<Node>, Error> {
-    Ok(api.get_opt(name).await?)
-}
-
-/// Merge-patch a node, failing with a conflict if it changed since `seen`.
-async fn patch_node(api: &Api<Node>, seen: &Node, mut patch: Value) -> Result<(), Error> {
-    patch["metadata"]["resourceVersion"] = json!(seen.resource_version());
-    match api
-        .patch(
-            &seen.name_any(),
-            &PatchParams::apply(keys::FIELD_MANAGER),
-            &Patch::Merge(&patch),
-        )
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e) if is(&e, 409) => Err(Error::Conflict {
-            what: format!("node {}", seen.name_any()),
-        }),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// Carry out `action` for `plan`.
@@ -94,57 +66,19 @@ pub async fn execute(
             let Some(n) = get_node(&nodes, node).await? else {
                 return Ok(Outcome::Skipped);
             };
-            if n.annotations().get(keys::CLAIMED_BY_ANNOTATION) != Some(&me) {
-                return Ok(Outcome::Skipped);
-            }
-            patch_node(
-                &nodes,
-                &n,
-                json!({"metadata": {"annotations": {keys::CLAIMED_BY_ANNOTATION: null}}}),
-            )
-            .await?;
-            Ok(Outcome::Done)
+            patch_if(&nodes, &n, release(&n, &me)).await
         }
         Action::Cordon { node } => {
             let Some(n) = get_node(&nodes, node).await? else {
                 return Ok(Outcome::Skipped);
             };
-            if n.spec
-                .as_ref()
-                .and_then(|s| s.unschedulable)
-                .unwrap_or(false)
-            {
-                // Someone else cordoned it: leave it, and leave no mark of ours.
-                return Ok(Outcome::Skipped);
-            }
-            if n.labels()
-                .keys()
-                .any(|k| keys::CONTROL_PLANE_LABELS.contains(&k.as_str()))
-            {
-                return Ok(Outcome::Skipped);
-            }
-            patch_node(
-                &nodes,
-                &n,
-                json!({"metadata": {"annotations": {keys::CORDONED_BY_ANNOTATION: me}}, "spec": {"unschedulable": true}}),
-            )
-            .await?;
-            Ok(Outcome::Done)
+            patch_if(&nodes, &n, cordon(&n, &me)).await
         }
         Action::Uncordon { node } => {
             let Some(n) = get_node(&nodes, node).await? else {
                 return Ok(Outcome::Skipped);
             };
-            if n.annotations().get(keys::CORDONED_BY_ANNOTATION) != Some(&me) {
-                return Ok(Outcome::Skipped);
-            }
-            patch_node(
-                &nodes,
-                &n,
-                json!({"metadata": {"annotations": {keys::CORDONED_BY_ANNOTATION: null}}, "spec": {"unschedulable": null}}),
-            )
-            .await?;
-            Ok(Outcome::Done)
+            patch_if(&nodes, &n, uncordon(&n, &me)).await
         }
         Action::Evict {
             namespace,
@@ -188,6 +122,17 @@ pub async fn execute(
             ctx.provisioner.remove(node).await?;
             Ok(Outcome::Done)
         }
+    }
+}
+
+/// Send `patch` to `n` if there is one; no patch means the node is not molt's to change.
+async fn patch_if(api: &Api<Node>, n: &Node, patch: Option<Value>) -> Result<Outcome, Error> {
+    match patch {
+        Some(patch) => {
+            patch_node(api, n, patch).await?;
+            Ok(Outcome::Done)
+        }
+        None => Ok(Outcome::Skipped),
     }
 }
 

@@ -6,6 +6,7 @@
 //! - [`carry_out`]: one decision carried out: status, then Events, then actions.
 //! - [`execute`]: each action carried out idempotently.
 //! - [`evict`]: one eviction and what the API server's answer means.
+//! - [`nodes`]: node reads and compare-and-set patches (cordon, uncordon, release).
 //! - [`pods`]: pod watches limited to the nodes in flight.
 
 pub mod carry_out;
@@ -13,6 +14,7 @@ pub mod context;
 pub mod error;
 pub mod evict;
 pub mod execute;
+pub mod nodes;
 pub mod observe;
 pub mod pods;
 pub mod reconcile;
