@@ -1,59 +1,29 @@
 //! Carry out the engine's actions, each one idempotently and checked against the live object.
 //!
-//! Node writes read the node first and patch with its resourceVersion, so a change that raced
-//! with molt (a person cordoning, another plan claiming) turns into a conflict and a retry instead
-//! of a lost update. Evictions carry the pod's UID, so a pod recreated under the same name is never
-//! evicted by mistake. molt never deletes a pod.
+//! Dispatch only, as far as possible: node writes live in [`super::nodes`] (read, decide, patch
+//! with the resourceVersion), evictions in [`super::evict`] (UID precondition; molt never deletes
+//! a pod).
 
 use super::context::Context;
 use super::error::Error;
+use super::evict::{self, EvictAnswer};
+use super::nodes::{cordon, get_node, patch_node, release, uncordon};
 use crate::api::{NodeUpdatePlan, keys};
-use crate::engine::observed::{EvictionFeedback, EvictionOutcome, NodeView};
-use crate::engine::{Action, EventType};
+use crate::engine::Action;
+use crate::engine::observed::{EvictionFeedback, NodeView};
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{DeleteParams, EvictParams, Patch, PatchParams, Preconditions};
-use kube::runtime::events::{Event, EventType as KubeEventType};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 
 /// How one action went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Done (or already done).
     Done,
     /// Nothing to do: the object is gone or already as wanted by someone else.
     Skipped,
-    /// An eviction a PodDisruptionBudget refused (429).
-    EvictionBlocked,
-    /// An eviction refused for another reason (500: several PDBs; 403: namespace terminating).
-    EvictionRefused,
-}
-
-fn is(e: &kube::Error, code: u16) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == code)
-}
-
-async fn get_node(api: &Api<Node>, name: &str) -> Result<Option<Node>, Error> {
-    Ok(api.get_opt(name).await?)
-}
-
-/// Merge-patch a node, failing with a conflict if it changed since `seen`.
-async fn patch_node(api: &Api<Node>, seen: &Node, mut patch: Value) -> Result<(), Error> {
-    patch["metadata"]["resourceVersion"] = json!(seen.resource_version());
-    match api
-        .patch(
-            &seen.name_any(),
-            &PatchParams::apply(keys::FIELD_MANAGER),
-            &Patch::Merge(&patch),
-        )
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e) if is(&e, 409) => Err(Error::Conflict {
-            what: format!("node {}", seen.name_any()),
-        }),
-        Err(e) => Err(e.into()),
-    }
+    /// The API server's answer to an eviction.
+    Evict(EvictAnswer),
 }
 
 /// Carry out `action` for `plan`.
@@ -98,57 +68,19 @@ pub async fn execute(
             let Some(n) = get_node(&nodes, node).await? else {
                 return Ok(Outcome::Skipped);
             };
-            if n.annotations().get(keys::CLAIMED_BY_ANNOTATION) != Some(&me) {
-                return Ok(Outcome::Skipped);
-            }
-            patch_node(
-                &nodes,
-                &n,
-                json!({"metadata": {"annotations": {keys::CLAIMED_BY_ANNOTATION: null}}}),
-            )
-            .await?;
-            Ok(Outcome::Done)
+            patch_if(&nodes, &n, release(&n, &me)).await
         }
         Action::Cordon { node } => {
             let Some(n) = get_node(&nodes, node).await? else {
                 return Ok(Outcome::Skipped);
             };
-            if n.spec
-                .as_ref()
-                .and_then(|s| s.unschedulable)
-                .unwrap_or(false)
-            {
-                // Someone else cordoned it: leave it, and leave no mark of ours.
-                return Ok(Outcome::Skipped);
-            }
-            if n.labels()
-                .keys()
-                .any(|k| keys::CONTROL_PLANE_LABELS.contains(&k.as_str()))
-            {
-                return Ok(Outcome::Skipped);
-            }
-            patch_node(
-                &nodes,
-                &n,
-                json!({"metadata": {"annotations": {keys::CORDONED_BY_ANNOTATION: me}}, "spec": {"unschedulable": true}}),
-            )
-            .await?;
-            Ok(Outcome::Done)
+            patch_if(&nodes, &n, cordon(&n, &me)).await
         }
         Action::Uncordon { node } => {
             let Some(n) = get_node(&nodes, node).await? else {
                 return Ok(Outcome::Skipped);
             };
-            if n.annotations().get(keys::CORDONED_BY_ANNOTATION) != Some(&me) {
-                return Ok(Outcome::Skipped);
-            }
-            patch_node(
-                &nodes,
-                &n,
-                json!({"metadata": {"annotations": {keys::CORDONED_BY_ANNOTATION: null}}, "spec": {"unschedulable": null}}),
-            )
-            .await?;
-            Ok(Outcome::Done)
+            patch_if(&nodes, &n, uncordon(&n, &me)).await
         }
         Action::Evict {
             namespace,
@@ -158,53 +90,22 @@ pub async fn execute(
             ..
         } => {
             let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
-            let params = EvictParams {
-                delete_options: Some(DeleteParams {
-                    preconditions: Some(Preconditions {
-                        uid: Some(uid.clone()),
-                        resource_version: None,
-                    }),
-                    grace_period_seconds: grace_period_seconds.and_then(|g| u32::try_from(g).ok()),
-                    ..DeleteParams::default()
-                }),
-                ..EvictParams::default()
-            };
-            let feedback = |outcome| EvictionFeedback {
-                namespace: namespace.clone(),
-                pod: pod.clone(),
-                uid: uid.clone(),
-                outcome,
-            };
-            match pods.evict(pod, &params).await {
-                Ok(_) => {
-                    forget(ctx, &me, uid);
-                    ctx.metrics.eviction("accepted");
-                    Ok(Outcome::Done)
-                }
-                Err(e) if is(&e, 404) || is(&e, 409) => {
-                    ctx.metrics.eviction("gone");
-                    Ok(Outcome::Skipped)
-                }
-                Err(kube::Error::Api(s)) if s.code == 429 => {
-                    ctx.metrics.eviction("blocked");
-                    remember(
-                        ctx,
-                        &me,
-                        feedback(EvictionOutcome::Blocked(s.message.clone())),
-                    );
-                    Ok(Outcome::EvictionBlocked)
-                }
-                Err(kube::Error::Api(s)) if s.code == 500 || s.code == 403 => {
-                    ctx.metrics.eviction("refused");
-                    remember(
-                        ctx,
-                        &me,
-                        feedback(EvictionOutcome::Refused(s.message.clone())),
-                    );
-                    Ok(Outcome::EvictionRefused)
-                }
-                Err(e) => Err(e.into()),
+            let answer = evict::evict(&pods, pod, uid, *grace_period_seconds).await?;
+            ctx.metrics.eviction(answer.metric());
+            match answer.feedback() {
+                Some(outcome) => remember(
+                    ctx,
+                    &me,
+                    EvictionFeedback {
+                        namespace: namespace.clone(),
+                        pod: pod.clone(),
+                        uid: uid.clone(),
+                        outcome,
+                    },
+                ),
+                None => forget(ctx, &me, uid),
             }
+            Ok(Outcome::Evict(answer))
         }
         Action::Provision(new) => {
             ctx.provisioner.create(new).await?;
@@ -233,40 +134,18 @@ pub async fn execute(
             ctx.provisioner.remove_slot(slot, node.as_deref()).await?;
             Ok(Outcome::Done)
         }
-        Action::Event {
-            type_,
-            reason,
-            note,
-        } => {
-            let event = Event {
-                type_: match type_ {
-                    EventType::Normal => KubeEventType::Normal,
-                    EventType::Warning => KubeEventType::Warning,
-                },
-                reason: reason.to_string(),
-                note: Some(truncate(note, 1000)),
-                action: reason.to_string(),
-                secondary: None,
-            };
-            let reference = plan.object_ref(&());
-            if let Err(e) = ctx.recorder.publish(&event, &reference).await {
-                // An Event lost is a pity, not a reason to stop the rollout.
-                tracing::warn!(plan = %me, reason, error = %e, "cannot publish event");
-            }
-            Ok(Outcome::Done)
-        }
     }
 }
 
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
+/// Send `patch` to `n` if there is one; no patch means the node is not molt's to change.
+async fn patch_if(api: &Api<Node>, n: &Node, patch: Option<Value>) -> Result<Outcome, Error> {
+    match patch {
+        Some(patch) => {
+            patch_node(api, n, patch).await?;
+            Ok(Outcome::Done)
+        }
+        None => Ok(Outcome::Skipped),
     }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 fn remember(ctx: &Context, plan: &str, f: EvictionFeedback) {

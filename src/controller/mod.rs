@@ -3,12 +3,18 @@
 //! - [`context`]: what reconciles share (client, caches, pod watches, provider, recorder).
 //! - [`observe`]: the engine's snapshot from the caches.
 //! - [`reconcile`]: one reconcile and the error policy.
+//! - [`carry_out`]: one decision carried out: status, then Events, then actions.
 //! - [`execute`]: each action carried out idempotently.
+//! - [`evict`]: one eviction and what the API server's answer means.
+//! - [`nodes`]: node reads and compare-and-set patches (cordon, uncordon, release).
 //! - [`pods`]: pod watches limited to the nodes in flight.
 
+pub mod carry_out;
 pub mod context;
 pub mod error;
+pub mod evict;
 pub mod execute;
+pub mod nodes;
 pub mod observe;
 pub mod pods;
 pub mod reconcile;

@@ -116,11 +116,6 @@ impl PodWatches {
         let w = nodes.get(node)?;
         w.synced.load(Ordering::SeqCst).then(|| w.store.state())
     }
-
-    /// Nodes currently watched.
-    pub fn watched(&self) -> usize {
-        self.nodes.lock().map(|n| n.len()).unwrap_or(0)
-    }
 }
 
 impl Drop for PodWatches {

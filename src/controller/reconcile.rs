@@ -1,27 +1,22 @@
-//! One reconcile: finalizer → observe → decide → record the status → carry out the actions.
+//! One reconcile: finalizer → observe → decide → carry out (status, Events, actions).
 //!
 //! Level-triggered: nothing here depends on why the reconcile ran. The status is written before
 //! any action, so a crash after the write repeats idempotent actions and a crash before it repeats
 //! the whole decision.
 
+use super::carry_out::{Shell, carry_out, log};
 use super::context::Context;
 use super::error::Error;
-use super::execute::{Outcome, execute};
+use super::execute::execute;
 use super::observe::{in_flight, snapshot};
 use crate::api::{NodeUpdatePlan, keys};
-use crate::engine::{self, Action as Intent, RESYNC};
-use kube::api::{Patch, PatchParams};
+use crate::engine::{self, RESYNC};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event, finalizer};
-use kube::{Api, Resource, ResourceExt};
-use serde_json::json;
+use kube::{Api, ResourceExt};
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
 use tracing::{info, warn};
-
-/// Longest one action may take before the reconcile gives up and retries.
-const ACTION_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Reconcile one plan.
 #[tracing::instrument(skip_all, fields(plan = %plan.name_any()))]
@@ -60,43 +55,8 @@ async fn apply(cached: &NodeUpdatePlan, ctx: &Context) -> Result<Action, Error> 
     let observed = snapshot(ctx, plan);
     let decision = engine::decide(plan, &observed, jiff::Timestamp::now());
 
-    // Intent before effect.
-    if plan.status.as_ref() != Some(&decision.status) {
-        write_status(ctx, plan, &decision.status).await?;
-    }
-    ctx.pods.set(&name, &in_flight(Some(&decision.status)));
-    ctx.metrics.observe_plan(&name, &decision.status);
-
-    for action in &decision.actions {
-        // A call that hangs must not hold the plan: give up, and the next reconcile repeats it.
-        let outcome = tokio::time::timeout(ACTION_TIMEOUT, execute(ctx, plan, action))
-            .await
-            .map_err(|_| {
-                Error::NotReady(format!("{action:?} took longer than {ACTION_TIMEOUT:?}"))
-            })??;
-        log(&name, action, outcome);
-    }
+    carry_out(&Shell { ctx, plan }, plan.status.as_ref(), &decision).await?;
     Ok(Action::requeue(decision.requeue_after.unwrap_or(RESYNC)))
-}
-
-async fn write_status(
-    ctx: &Context,
-    plan: &NodeUpdatePlan,
-    status: &crate::api::NodeUpdatePlanStatus,
-) -> Result<(), Error> {
-    let api: Api<NodeUpdatePlan> = Api::all(ctx.client.clone());
-    let patch = json!({
-        "apiVersion": NodeUpdatePlan::api_version(&()),
-        "kind": NodeUpdatePlan::kind(&()),
-        "status": status,
-    });
-    api.patch_status(
-        &plan.name_any(),
-        &PatchParams::apply(keys::FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    Ok(())
 }
 
 /// The plan is being deleted: uncordon what it cordoned, release its claims; new nodes stay.
@@ -106,7 +66,7 @@ async fn cleanup(plan: &NodeUpdatePlan, ctx: &Context) -> Result<Action, Error> 
     let actions = engine::cleanup(plan, &observed);
     for action in &actions {
         let outcome = execute(ctx, plan, action).await?;
-        log(&name, action, outcome);
+        log(&name, action, &outcome);
     }
     ctx.pods.set(&name, &BTreeSet::new());
     ctx.metrics.forget_plan(&name);
@@ -117,27 +77,9 @@ async fn cleanup(plan: &NodeUpdatePlan, ctx: &Context) -> Result<Action, Error> 
     Ok(Action::await_change())
 }
 
-fn log(plan: &str, action: &Intent, outcome: Outcome) {
-    match action {
-        Intent::Event { reason, note, .. } => info!(plan, reason, "{note}"),
-        other => match outcome {
-            Outcome::Done => info!(plan, ?other, "done"),
-            Outcome::Skipped => info!(plan, ?other, "nothing to do"),
-            Outcome::EvictionBlocked => {
-                info!(plan, ?other, "eviction refused by a PodDisruptionBudget")
-            }
-            Outcome::EvictionRefused => warn!(plan, ?other, "eviction refused"),
-        },
-    }
-}
-
-/// After an error: conflicts retry at once, the rest with a pause.
+/// After an error: retry after the pause its kind calls for ([`Error::retry_after`]).
 pub fn error_policy(plan: Arc<NodeUpdatePlan>, error: &Error, ctx: Arc<Context>) -> Action {
     warn!(plan = %plan.name_any(), category = error.category(), "{error}");
     ctx.metrics.error(error.category());
-    match error {
-        Error::Conflict { .. } => Action::requeue(Duration::from_millis(200)),
-        Error::NotReady(_) => Action::requeue(Duration::from_secs(1)),
-        _ => Action::requeue(Duration::from_secs(5)),
-    }
+    Action::requeue(error.retry_after())
 }

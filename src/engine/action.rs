@@ -1,7 +1,9 @@
 //! What the engine asks the shell to do, and the decision that carries it.
 //!
 //! Every action is an idempotent intent: executing it twice, or after a crash, is harmless. The
-//! shell writes `Decision::status` first (intent before effect), then executes `actions` in order.
+//! shell writes `Decision::status` first (intent before effect), then publishes `events`, then
+//! executes `actions` in order. Events are not actions: a transition's Event is emitted only by
+//! the decision that makes the transition, so it must not wait behind an action that may fail.
 
 use crate::api::NodeUpdatePlanStatus;
 use k8s_openapi::api::core::v1::Taint;
@@ -13,6 +15,8 @@ use std::time::Duration;
 pub struct Decision {
     /// Intents, in the order they must be carried out.
     pub actions: Vec<Action>,
+    /// Events to publish on the plan once the status is written, whatever the actions do.
+    pub events: Vec<Event>,
     /// The complete next status.
     pub status: NodeUpdatePlanStatus,
     /// Look again after this long even if nothing changes (a deadline or a retry).
@@ -48,6 +52,14 @@ pub enum EventType {
     Warning,
 }
 
+/// A Kubernetes Event on the plan, telling a person about a transition.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    pub type_: EventType,
+    pub reason: &'static str,
+    pub note: String,
+}
+
 /// One idempotent intent.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
@@ -74,12 +86,6 @@ pub enum Action {
     RemoveNode { node: String },
     /// Release a slot through the provider: its node and whatever the provider made for it.
     RemoveSlot { slot: String, node: Option<String> },
-    /// Publish a Kubernetes Event on the plan.
-    Event {
-        type_: EventType,
-        reason: &'static str,
-        note: String,
-    },
 }
 
 impl Action {
@@ -94,7 +100,6 @@ impl Action {
             | Action::Evict { node, .. } => Some(node),
             Action::Provision(n) => Some(&n.name),
             Action::RemoveSlot { slot, node } => Some(node.as_deref().unwrap_or(slot)),
-            Action::Event { .. } => None,
         }
     }
 }

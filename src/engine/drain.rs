@@ -20,8 +20,9 @@ pub const EVICTIONS_PER_PASS: usize = 16;
 /// What the drain does with one pod.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Disposition {
-    /// Left alone: it does not stop the drain.
-    Skip(&'static str),
+    /// Left alone: it does not stop the drain (a mirror pod, a DaemonSet pod, a pod terminating
+    /// on an unreachable node).
+    Skip,
     /// Terminating: wait for it to go.
     Wait,
     /// To evict; `checks_pdb` is false for pods the API server evicts without consulting budgets.
@@ -33,11 +34,12 @@ pub enum Disposition {
 /// Classify one pod with kubectl's filter order.
 pub fn classify(pod: &PodView, node: Option<&NodeView>, rules: &Settings) -> Disposition {
     if pod.mirror {
-        return Disposition::Skip("mirror pod");
+        return Disposition::Skip;
     }
     if pod.deleting_since.is_some() {
         return match node {
-            Some(n) if !n.is_ready() => Disposition::Skip("terminating on an unreachable node"),
+            // Its kubelet cannot confirm the end: waiting would wait forever.
+            Some(n) if !n.is_ready() => Disposition::Skip,
             _ => Disposition::Wait,
         };
     }
@@ -45,7 +47,7 @@ pub fn classify(pod: &PodView, node: Option<&NodeView>, rules: &Settings) -> Dis
         return Disposition::Evict { checks_pdb: false };
     }
     if pod.is_daemonset() {
-        return Disposition::Skip("DaemonSet pod");
+        return Disposition::Skip;
     }
     if pod.uses_empty_dir && !rules.delete_empty_dir_data {
         return Disposition::Refuse(
@@ -75,8 +77,6 @@ pub struct DrainProgress {
     pub terminating: usize,
     /// Some PDB refuses an eviction.
     pub blocked_by_pdb: bool,
-    /// Some pod is refused by the drain rules.
-    pub blocked_by_pod: bool,
     /// Nodes whose pods have not been observed yet.
     pub unobserved: Vec<String>,
     /// Pods still to leave, per node (observed nodes only).
@@ -141,14 +141,13 @@ pub fn plan(nodes: &[String], observed: &Observed, rules: &Settings, evict: bool
             .any(|(_, d)| matches!(d, Disposition::Refuse(_)));
         for (pod, disposition) in dispositions {
             match disposition {
-                Disposition::Skip(_) => {}
+                Disposition::Skip => {}
                 Disposition::Wait => {
                     progress.remaining += 1;
                     progress.terminating += 1;
                 }
                 Disposition::Refuse(reason) => {
                     progress.remaining += 1;
-                    progress.blocked_by_pod = true;
                     progress.blockers.push(Blocker {
                         node: node_name.clone(),
                         pod: Some(pod.key()),

@@ -22,7 +22,7 @@ pub mod status;
 #[cfg(test)]
 mod tests;
 
-pub use action::{Action, Decision, EventType, NewNode};
+pub use action::{Action, Decision, Event, EventType, NewNode};
 pub use cleanup::{cleanup, cleanup_done};
 pub use observed::Observed;
 
@@ -82,7 +82,7 @@ pub(crate) struct Step<'a> {
     pub(crate) now: Timestamp,
     pub(crate) status: NodeUpdatePlanStatus,
     pub(crate) actions: Vec<Action>,
-    pub(crate) events: Vec<Action>,
+    pub(crate) events: Vec<Event>,
     pub(crate) blockers: Vec<Blocker>,
     pub(crate) requeue: Option<Duration>,
     /// Reason of the Progressing condition.
@@ -116,7 +116,7 @@ impl Step<'_> {
         reason: &'static str,
         note: impl Into<String>,
     ) {
-        self.events.push(Action::Event {
+        self.events.push(Event {
             type_,
             reason,
             note: note.into(),

@@ -244,15 +244,15 @@ impl Step<'_> {
         }
         // One intent once: steps of the same decision may ask for the same thing (a claim at the
         // start and again for the batch, a cordon by the drain and again by the removal).
-        let mut actions: Vec<Action> = Vec::with_capacity(self.actions.len() + self.events.len());
+        let mut actions: Vec<Action> = Vec::with_capacity(self.actions.len());
         for a in self.actions {
             if !actions.contains(&a) {
                 actions.push(a);
             }
         }
-        actions.extend(self.events);
         Decision {
             actions,
+            events: self.events,
             status: self.status,
             requeue_after: requeue,
         }

@@ -279,12 +279,14 @@ impl Sim {
             Reconcile::CrashBeforeStatus => {}
             Reconcile::Complete => {
                 self.persist(&decision);
+                self.publish(&decision);
                 for a in decision.actions.clone() {
                     self.execute(&a);
                 }
             }
             Reconcile::CrashAfter(n) => {
                 self.persist(&decision);
+                self.publish(&decision);
                 for a in decision.actions.iter().take(n).cloned().collect::<Vec<_>>() {
                     self.execute(&a);
                 }
@@ -306,6 +308,13 @@ impl Sim {
             self.stopped_in = self.plan.metadata.generation;
         }
         self.plan.status = Some(d.status.clone());
+    }
+
+    /// The Events, as the shell publishes them: after the status, before any action.
+    fn publish(&mut self, d: &Decision) {
+        for e in &d.events {
+            self.events.push((e.reason.to_string(), e.note.clone()));
+        }
     }
 
     /// A person edits the spec (generation moves on).
@@ -594,9 +603,6 @@ impl Sim {
                     .collect();
                 self.nodes.retain(|n| !gone.contains(&n.name));
                 self.pods.retain(|p| !gone.contains(&p.node));
-            }
-            Action::Event { reason, note, .. } => {
-                self.events.push((reason.to_string(), note.clone()))
             }
         }
     }

@@ -128,7 +128,7 @@ fn blue_green_keeps_old_nodes_until_every_batch_passed_then_removes_them() {
     // A finished plan stays finished and quiet.
     w.tick(3600);
     let d = w.step();
-    assert!(d.actions.is_empty(), "{:?}", d.actions);
+    assert_idle(&d);
     assert_eq!(d.requeue_after, None);
 }
 

@@ -35,6 +35,7 @@ fn cleanup_uncordons_exactly_what_this_plan_cordoned_and_releases_its_claims() {
     let actions = cleanup(&w.plan, &w.obs);
     let d = Decision {
         actions,
+        events: vec![],
         status: Default::default(),
         requeue_after: None,
     };
@@ -93,6 +94,7 @@ fn cleanup_in_the_middle_of_a_drain_puts_the_nodes_back_and_leaves_new_nodes() {
     let actions = cleanup(&w.plan, &w.obs);
     let d = Decision {
         actions,
+        events: vec![],
         status: Default::default(),
         requeue_after: None,
     };

@@ -34,6 +34,26 @@ fn web(name: &str, node: &str) -> PodView {
 // --- cordon ---
 
 #[test]
+fn the_draining_event_is_emitted_once_so_it_travels_apart_from_the_cordon() {
+    let (mut w, d) = first_drain(plan(), 1, vec![web("web-0", "old-0")], vec![]);
+    assert_eq!(acts(&d), ["Cordon old-0", "Evict default/web-0"]);
+    assert!(events(&d).contains(&reasons::DRAINING), "{:?}", events(&d));
+    // The status is recorded, then the cordon fails (a conflict): nothing else is carried out.
+    w.tick(1);
+    let again = w.decide();
+    assert_eq!(
+        acts(&again),
+        ["Cordon old-0", "Evict default/web-0"],
+        "the actions are asked for again"
+    );
+    assert!(
+        !events(&again).contains(&reasons::DRAINING),
+        "the transition's Event is not: the shell must publish it before the actions {:?}",
+        events(&again)
+    );
+}
+
+#[test]
 fn molt_cordons_the_batch_before_evicting_and_records_that_it_did() {
     let (mut w, d) = first_drain(
         plan(),
@@ -621,7 +641,7 @@ fn a_drain_that_times_out_halts_by_default() {
     w.obs.pdbs = vec![pdb("web-pdb", "web", 1, 4, 3)];
     w.tick(60);
     let d = w.step();
-    assert!(d.actions.is_empty(), "{:?}", d.actions);
+    assert_idle(&d);
 }
 
 #[test]

@@ -173,6 +173,11 @@ fn a_controller_killed_at_every_step_reaches_the_same_end() {
     }
     assert_eq!(crashy.phase(), Phase::Succeeded, "{:?}", crashy.plan.status);
     crashy.assert_no_violations();
+    assert_eq!(
+        reasons_seen(&crashy),
+        reasons_seen(&calm),
+        "every transition told once, even by a controller that died before its actions"
+    );
     let mut crashy_nodes: Vec<String> = crashy.nodes.iter().map(|n| n.name.clone()).collect();
     crashy_nodes.sort();
     assert_eq!(

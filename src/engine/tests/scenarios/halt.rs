@@ -59,7 +59,7 @@ fn a_failure_with_on_failure_halt_stops_in_place_and_says_why() {
     for _ in 0..3 {
         w.tick(3600);
         let d = w.step();
-        assert!(d.actions.is_empty(), "{:?}", d.actions);
+        assert_idle(&d);
         assert_eq!(w.phase(), Phase::Halted);
         assert_eq!(d.requeue_after, None);
     }

@@ -113,9 +113,10 @@ impl World {
         self.apply(&d);
         let mut next = self.peek();
         self.plan.status = Some(next.status.clone());
-        let mut actions = d.actions;
+        let (mut actions, mut events) = (d.actions, d.events);
         actions.append(&mut next.actions);
-        next.actions = actions;
+        events.append(&mut next.events);
+        (next.actions, next.events) = (actions, events);
         next
     }
 
@@ -201,7 +202,6 @@ impl World {
                     self.remove(node.as_deref().unwrap_or(slot));
                     self.reported.remove(slot);
                 }
-                Action::Event { .. } => {}
             }
         }
     }
@@ -396,48 +396,46 @@ pub fn owned_pod(name: &str, node: &str, kind: &str, owner: &str, at: Timestamp)
 pub fn acts(d: &Decision) -> Vec<String> {
     d.actions
         .iter()
-        .filter_map(|a| match a {
-            Action::Claim { node } => Some(format!("Claim {node}")),
-            Action::Release { node } => Some(format!("Release {node}")),
-            Action::Provision(n) => Some(format!("Provision {} for {}", n.name, n.replaces)),
-            Action::Cordon { node } => Some(format!("Cordon {node}")),
-            Action::Uncordon { node } => Some(format!("Uncordon {node}")),
-            Action::Evict { namespace, pod, .. } => Some(format!("Evict {namespace}/{pod}")),
-            Action::RemoveNode { node } => Some(format!("RemoveNode {node}")),
-            Action::RemoveSlot { slot, node } => Some(match node {
+        .map(|a| match a {
+            Action::Claim { node } => format!("Claim {node}"),
+            Action::Release { node } => format!("Release {node}"),
+            Action::Provision(n) => format!("Provision {} for {}", n.name, n.replaces),
+            Action::Cordon { node } => format!("Cordon {node}"),
+            Action::Uncordon { node } => format!("Uncordon {node}"),
+            Action::Evict { namespace, pod, .. } => format!("Evict {namespace}/{pod}"),
+            Action::RemoveNode { node } => format!("RemoveNode {node}"),
+            Action::RemoveSlot { slot, node } => match node {
                 Some(n) if n != slot => format!("RemoveSlot {slot} ({n})"),
                 Some(_) => format!("RemoveSlot {slot}"),
                 None => format!("RemoveSlot {slot} (no node)"),
-            }),
-            Action::Event { .. } => None,
+            },
         })
         .collect()
 }
 
 /// Reasons of the Events a decision publishes, in order.
 pub fn events(d: &Decision) -> Vec<&'static str> {
-    d.actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Event { reason, .. } => Some(*reason),
-            _ => None,
-        })
-        .collect()
+    d.events.iter().map(|e| e.reason).collect()
 }
 
 /// The Event with `reason`: its type and note.
 pub fn event(d: &Decision, reason: &str) -> (EventType, String) {
-    d.actions
+    d.events
         .iter()
-        .find_map(|a| match a {
-            Action::Event {
-                type_,
-                reason: r,
-                note,
-            } if *r == reason => Some((*type_, note.clone())),
-            _ => None,
-        })
+        .find(|e| e.reason == reason)
+        .map(|e| (e.type_, e.note.clone()))
         .unwrap_or_else(|| panic!("no {reason} event in {:?}", events(d)))
+}
+
+/// Assert a decision does nothing at all: no action and no Event.
+#[track_caller]
+pub fn assert_idle(d: &Decision) {
+    assert!(
+        d.actions.is_empty() && d.events.is_empty(),
+        "actions {:?}, events {:?}",
+        acts(d),
+        events(d)
+    );
 }
 
 /// Condition `type_` of a status.

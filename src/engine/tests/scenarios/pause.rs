@@ -12,7 +12,7 @@ fn pause(w: &mut World, paused: bool) {
 fn a_plan_paused_from_the_start_touches_nothing() {
     let mut w = World::with_nodes(plan_yaml("  paused: true"), 1);
     let d = w.step();
-    assert!(d.actions.is_empty(), "{:?}", d.actions);
+    assert_idle(&d);
     assert_eq!(w.phase(), Phase::Paused);
     assert_eq!(w.status().started_at, None);
     assert_cond(w.status(), types::PAUSED, "True", reasons::PAUSED);
@@ -115,7 +115,7 @@ fn a_pause_holds_back_evictions_without_timing_the_drain_out() {
     w.tick(3600);
     let d = w.step();
     assert_eq!(w.phase(), Phase::Paused, "{:?}", events(&d));
-    assert!(d.actions.is_empty(), "{:?}", d.actions);
+    assert_idle(&d);
 
     // Unpaused, the drain goes on with its full timeout ahead.
     pause(&mut w, false);
@@ -244,7 +244,7 @@ fn a_node_request_held_back_by_a_pause_does_not_time_out() {
         w.tick(60);
         let d = w.step();
         assert_eq!(w.phase(), Phase::Paused, "{:?}", events(&d));
-        assert!(d.actions.is_empty(), "{:?}", d.actions);
+        assert_idle(&d);
     }
     pause(&mut w, false);
     let d = w.step();

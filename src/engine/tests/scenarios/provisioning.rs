@@ -233,7 +233,7 @@ fn a_new_node_not_ready_in_time_halts_with_on_failure_halt() {
     w.tick(60);
     w.ready_new_nodes();
     let d = w.step();
-    assert!(d.actions.is_empty(), "{:?}", d.actions);
+    assert_idle(&d);
     assert_eq!(w.phase(), Phase::Halted);
 }
 

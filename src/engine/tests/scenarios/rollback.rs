@@ -102,7 +102,7 @@ fn a_rollback_puts_old_capacity_back_before_touching_new_nodes() {
     // Nothing more happens until the spec changes.
     w.tick(3600);
     let d = w.step();
-    assert!(d.actions.is_empty(), "{:?}", d.actions);
+    assert_idle(&d);
     assert_eq!(w.phase(), Phase::RolledBack);
 }
 

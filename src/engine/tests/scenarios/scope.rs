@@ -107,7 +107,7 @@ fn control_plane_nodes_are_never_selected_even_when_the_selector_matches() {
     // A selector that only matches control-plane nodes matches nothing.
     let mut w = World::new(plan(), vec![control_plane("cp-0")]);
     let d = w.decide();
-    assert!(d.actions.is_empty(), "{:?}", d.actions);
+    assert_idle(&d);
     assert_eq!(w.phase(), Phase::Pending);
     assert_cond(
         w.status(),
@@ -147,7 +147,7 @@ fn nodes_already_on_the_target_image_are_skipped() {
 fn no_matching_node_leaves_the_plan_pending() {
     let mut w = World::new(plan(), vec![in_pool("db-0", "db"), in_pool("db-1", "db")]);
     let d = w.decide();
-    assert!(d.actions.is_empty(), "no action, no Event: {:?}", d.actions);
+    assert_idle(&d);
     assert_eq!(w.phase(), Phase::Pending);
     assert_eq!(w.status().started_at, None);
     let c = assert_cond(
@@ -209,11 +209,7 @@ fn nodes_claimed_by_another_active_plan_block_the_start() {
         .insert(keys::CLAIMED_BY_ANNOTATION.into(), "workers-v3".into());
     w.obs.other_plans.insert("workers-v3".into(), true);
     let d = w.decide();
-    assert!(
-        d.actions.is_empty(),
-        "nothing claimed, nothing provisioned: {:?}",
-        d.actions
-    );
+    assert_idle(&d);
     assert_eq!(w.phase(), Phase::Pending);
     assert_eq!(w.status().started_at, None);
     assert_eq!(w.status().blockers.len(), 1);
