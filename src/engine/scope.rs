@@ -81,7 +81,11 @@ pub fn replacement(plan: &NodeUpdatePlan, old: &NodeView, name: String, batch: u
         labels.remove(k);
     }
     labels.extend(template.labels.clone());
-    labels.insert(keys::IMAGE_LABEL.into(), target.clone());
+    labels.remove(keys::IMAGE_LABEL);
+    labels.insert(
+        keys::IMAGE_HASH_LABEL.into(),
+        keys::image_label_value(&target),
+    );
     labels.insert(keys::PLAN_LABEL.into(), plan.name_any());
     let mut taints: Vec<_> = old
         .taints
@@ -103,6 +107,7 @@ pub fn replacement(plan: &NodeUpdatePlan, old: &NodeView, name: String, batch: u
     let annotations = [
         (keys::REPLACES_ANNOTATION.to_string(), old.name.clone()),
         (keys::BATCH_ANNOTATION.to_string(), batch.to_string()),
+        (keys::IMAGE_ANNOTATION.to_string(), target.clone()),
     ]
     .into_iter()
     .collect();

@@ -69,13 +69,17 @@ fn a_new_node_copies_the_node_it_replaces_plus_the_template_and_the_image() {
             replaces: "old-0".into(),
             labels: labels(&[
                 ("disk", "ssd"),
-                ("molt.dev/image", "v2"),
+                ("molt.dev/image-hash", "08cf0e07b5709641"),
                 ("molt.dev/plan", ME),
                 ("pool", "workers"),
                 ("tier", "fresh"),
                 ("zone", "b"),
             ]),
-            annotations: labels(&[("molt.dev/batch", "0"), ("molt.dev/replaces", "old-0")]),
+            annotations: labels(&[
+                ("molt.dev/batch", "0"),
+                ("molt.dev/image", "v2"),
+                ("molt.dev/replaces", "old-0")
+            ]),
             taints: vec![
                 taint("dedicated", Some("db"), "NoSchedule"),
                 taint("molt.dev/warming", None, "NoSchedule")
