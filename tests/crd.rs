@@ -328,11 +328,54 @@ fn a_changed_target_is_rejected() {
 }
 
 #[test]
-fn a_malformed_image_is_rejected() {
-    for bad in ["", "has space", "-leading", &"x".repeat(64)] {
+fn real_image_references_are_admitted() {
+    let digest = format!("public.ecr.aws/bottlerocket/x@sha256:{}", "0a".repeat(32));
+    let longest = "x".repeat(molt::api::keys::MAX_IMAGE_LEN);
+    for image in [
+        "ami-0abcdef1234567890",
+        "ghcr.io/siderolabs/installer:v1.9.0",
+        digest.as_str(),
+        "Canonical:0001-com-ubuntu-server-jammy:22_04-lts-gen2:latest",
+        "projects/x/global/images/y",
+        "ubuntu-2404-20261120",
+        longest.as_str(),
+    ] {
+        assert_eq!(
+            rejections(&with(&["target", "image"], json!(image)), None),
+            Vec::<String>::new(),
+            "{image}"
+        );
+    }
+}
+
+#[test]
+fn an_empty_or_too_long_image_is_rejected() {
+    let too_long = "x".repeat(molt::api::keys::MAX_IMAGE_LEN + 1);
+    for bad in ["", too_long.as_str()] {
         assert_rejected(
             with(&["target", "image"], json!(bad)),
-            "target.image must be 1-63 characters",
+            "target.image must be 1-512 characters long",
+        );
+    }
+    let image = &schema()["properties"]["spec"]["properties"]["target"]["properties"]["image"];
+    assert_eq!(image["minLength"], 1);
+    assert_eq!(image["maxLength"], molt::api::keys::MAX_IMAGE_LEN);
+}
+
+#[test]
+fn an_image_with_whitespace_or_control_characters_is_rejected() {
+    for bad in [
+        "has space",
+        " ghcr.io/x:v1",
+        "ghcr.io/x:v1\n",
+        "tab\there",
+        "nul\u{0}",
+        "del\u{7f}",
+        "nbsp\u{a0}x",
+    ] {
+        assert_rejected(
+            with(&["target", "image"], json!(bad)),
+            "target.image must not contain whitespace or control characters",
         );
     }
 }

@@ -18,7 +18,7 @@
 //!    together with its node (the provider removing a node that still ran it)
 //!    fails this check too.
 //! 2. **At most a batch of old nodes cordoned and not replaced.** Whenever more
-//!    than `batch_size` old nodes (selected, not labelled `molt.dev/image=<target>`)
+//!    than `batch_size` old nodes (selected, not annotated `molt.dev/image=<target>`)
 //!    are unschedulable with `molt.dev/cordoned-by=<plan>`, the plan is read
 //!    afresh (molt writes status before it acts) and the old nodes of batches in
 //!    phase `Completed` or `RemovingOldNodes` are set aside; more than
@@ -575,7 +575,7 @@ fn on_node(
         unschedulable: crate::molt::is_unschedulable(n),
         cordoned_by: n.annotations().get(marks::CORDONED_BY).cloned(),
         claimed_by: n.annotations().get(marks::CLAIMED_BY).cloned(),
-        image: n.labels().get(marks::IMAGE_LABEL).cloned(),
+        image: n.annotations().get(marks::IMAGE_ANNOTATION).cloned(),
         plan: n.labels().get(marks::PLAN_LABEL).cloned(),
         control_plane: is_control_plane(n),
         selected: selected(cfg, n),

@@ -49,7 +49,10 @@ pub fn molt_username() -> String {
 /// molt's node marks (the same strings as molt's `api::keys`, repeated here on
 /// purpose: the tests judge molt by its documented contract, not by its code).
 pub mod marks {
-    pub const IMAGE_LABEL: &str = "molt.dev/image";
+    /// Annotation: the full image reference a node molt provisioned runs.
+    pub const IMAGE_ANNOTATION: &str = "molt.dev/image";
+    /// Label: a hash of that image (FNV-1a 64, 16 hex digits).
+    pub const IMAGE_HASH_LABEL: &str = "molt.dev/image-hash";
     pub const PLAN_LABEL: &str = "molt.dev/plan";
     pub const CORDONED_BY: &str = "molt.dev/cordoned-by";
     pub const CLAIMED_BY: &str = "molt.dev/claimed-by";

@@ -63,7 +63,11 @@ async fn nodes_named_by_the_provider_roll_forward_and_back() -> Result<()> {
         assert_eq!(label(&n, SLOT_LABEL), Some(slot.as_str()));
         assert_eq!(label(&n, marks::PLAN_LABEL), Some(plan.as_str()));
     }
-    assert_eq!(names.len(), 2, "old nodes gone, only the new ones: {names:?}");
+    assert_eq!(
+        names.len(),
+        2,
+        "old nodes gone, only the new ones: {names:?}"
+    );
     let new: Vec<String> = filled.iter().map(|(_, n)| n.clone()).collect();
     wait_ready(&sc.ns, "web", 2, |n| new.iter().any(|x| x == n)).await?;
     let provisioned = checker.provisioned();

@@ -248,7 +248,13 @@ async fn roll_forward_with_pdbs_succeeds() -> Result<()> {
     assert_eq!(new.len(), 6, "{new:?}");
     for n in &nodes_now {
         if n.name_any() != cp {
-            assert_eq!(label(n, marks::IMAGE_LABEL), Some("img-2"));
+            assert_eq!(
+                n.annotations()
+                    .get(marks::IMAGE_ANNOTATION)
+                    .map(String::as_str),
+                Some("img-2")
+            );
+            assert!(label(n, marks::IMAGE_HASH_LABEL).is_some_and(|h| h.len() == 16));
         }
     }
     let cp_node = nodes_now

@@ -96,7 +96,7 @@ async fn the_api_server_reports_its_real_release() {
 async fn kwok_nodes_become_ready_with_their_labels_capacity_and_lease() {
     let cluster = Cluster::connect().await.unwrap();
     let spec = NodePoolSpec::new("ready", 3)
-        .label("molt.dev/image", "image-a")
+        .label("example.com/image", "image-a")
         .capacity("8", "32Gi", "50");
     let pool = cluster.node_pool(spec).await.unwrap();
 
@@ -108,7 +108,7 @@ async fn kwok_nodes_become_ready_with_their_labels_capacity_and_lease() {
     assert_eq!(listed.items.len(), 3);
     for node in &listed.items {
         assert!(is_node_ready(node), "{} is not Ready", node.name_any());
-        assert_eq!(node.labels()["molt.dev/image"], "image-a");
+        assert_eq!(node.labels()["example.com/image"], "image-a");
         let allocatable = node
             .status
             .as_ref()

@@ -117,10 +117,17 @@ pub struct NodeUpdatePlanSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Target {
-    /// Image identifier, opaque to molt and handed to the provider (for example `ubuntu-2404-20261120`).
-    /// New nodes carry it in the `molt.dev/image` label.
-    #[x_kube(validation = kube::core::Rule::new("self.matches('^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$')")
-        .message("target.image must be 1-63 characters of letters, digits, '-', '_' or '.', starting and ending with a letter or digit (it becomes the value of the molt.dev/image node label)"))]
+    /// Image reference, opaque to molt and handed to the provider: an AMI id
+    /// (`ami-0abcdef1234567890`), a registry reference (`ghcr.io/siderolabs/installer:v1.9.0`,
+    /// `...@sha256:<digest>`), an Azure URN (`Canonical:0001-com-ubuntu-server-jammy:22_04-lts-gen2:latest`),
+    /// a GCP image path (`projects/p/global/images/i`) or a plain name (`ubuntu-2404-20261120`).
+    /// New nodes carry it in the `molt.dev/image` annotation and a hash of it in the
+    /// `molt.dev/image-hash` label.
+    #[schemars(length(min = 1, max = 512))]
+    #[x_kube(validation = kube::core::Rule::new("size(self) >= 1 && size(self) <= 512")
+        .message("target.image must be 1-512 characters long"))]
+    #[x_kube(validation = kube::core::Rule::new(r"!self.matches('[\\p{Z}\\p{Cc}]')")
+        .message("target.image must not contain whitespace or control characters"))]
     pub image: String,
 }
 

@@ -118,9 +118,13 @@ impl NodeView {
             .any(|k| self.labels.contains_key(*k) || self.taints.iter().any(|t| t.key == *k))
     }
 
-    /// The image molt recorded on the node, if molt provisioned it.
+    /// The image molt recorded on the node, if molt provisioned it: the full reference in the
+    /// image annotation, or the old image label on nodes provisioned by earlier molt versions.
     pub fn image(&self) -> Option<&str> {
-        self.labels.get(keys::IMAGE_LABEL).map(String::as_str)
+        self.annotations
+            .get(keys::IMAGE_ANNOTATION)
+            .or_else(|| self.labels.get(keys::IMAGE_LABEL))
+            .map(String::as_str)
     }
 
     /// The plan that cordoned the node, if molt did.

@@ -78,7 +78,11 @@ pub fn replacement(plan: &NodeUpdatePlan, old: &NodeView, slot: String, batch: u
         labels.remove(k);
     }
     labels.extend(template.labels.clone());
-    labels.insert(keys::IMAGE_LABEL.into(), target.clone());
+    labels.remove(keys::IMAGE_LABEL);
+    labels.insert(
+        keys::IMAGE_HASH_LABEL.into(),
+        keys::image_label_value(&target),
+    );
     labels.insert(keys::PLAN_LABEL.into(), plan.name_any());
     labels.insert(keys::SLOT_LABEL.into(), slot.clone());
     let mut taints: Vec<_> = old
@@ -101,6 +105,7 @@ pub fn replacement(plan: &NodeUpdatePlan, old: &NodeView, slot: String, batch: u
     let annotations = [
         (keys::REPLACES_ANNOTATION.to_string(), old.name.clone()),
         (keys::BATCH_ANNOTATION.to_string(), batch.to_string()),
+        (keys::IMAGE_ANNOTATION.to_string(), target.clone()),
         // Born claimed: another plan must never take a new node for one of its old nodes.
         (keys::CLAIMED_BY_ANNOTATION.to_string(), plan.name_any()),
     ]

@@ -129,21 +129,26 @@ impl Provider for KwokProvisioner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::keys::image_label_value;
     use std::collections::BTreeMap;
 
     #[test]
     fn the_node_object_carries_what_the_engine_decided_and_kwok_needs() {
+        let image = "ghcr.io/siderolabs/installer:v1.9.0";
         let n = NewNode {
             slot: "p-abcde-a0b0n0".into(),
             generate_name: false,
             name: "p-abcde-a0b0n0".into(),
-            image: "v2".into(),
+            image: image.into(),
             replaces: "old-0".into(),
             labels: BTreeMap::from([
                 ("pool".into(), "workers".into()),
-                ("molt.dev/image".into(), "v2".into()),
+                ("molt.dev/image-hash".into(), image_label_value(image)),
             ]),
-            annotations: BTreeMap::from([("molt.dev/replaces".into(), "old-0".into())]),
+            annotations: BTreeMap::from([
+                ("molt.dev/replaces".into(), "old-0".into()),
+                ("molt.dev/image".into(), image.into()),
+            ]),
             taints: vec![k8s_openapi::api::core::v1::Taint {
                 key: "dedicated".into(),
                 effect: "NoSchedule".into(),
@@ -155,18 +160,17 @@ mod tests {
         };
         let node = node_object(&n).unwrap();
         let labels = node.metadata.labels.clone().unwrap();
-        assert_eq!(labels["molt.dev/image"], "v2");
+        assert_eq!(labels["molt.dev/image-hash"], image_label_value(image));
         assert_eq!(labels["kubernetes.io/hostname"], "p-abcde-a0b0n0");
-        assert_eq!(
-            node.metadata.annotations.clone().unwrap()[KWOK_NODE_ANNOTATION],
-            "fake"
-        );
+        let annotations = node.metadata.annotations.clone().unwrap();
+        assert_eq!(annotations[KWOK_NODE_ANNOTATION], "fake");
+        assert_eq!(annotations["molt.dev/image"], image);
         assert_eq!(
             node.spec.clone().unwrap().taints.unwrap()[0].key,
             "dedicated"
         );
         let status = node.status.unwrap();
         assert_eq!(status.allocatable.unwrap()["cpu"].0, "3900m");
-        assert_eq!(status.node_info.unwrap().os_image, "v2");
+        assert_eq!(status.node_info.unwrap().os_image, image);
     }
 }

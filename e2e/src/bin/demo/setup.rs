@@ -510,7 +510,7 @@ pub async fn pool_nodes(client: &Client) -> Result<Vec<NodeRow>> {
         .map(|n| NodeRow {
             name: n.name_any(),
             image: n
-                .labels()
+                .annotations()
                 .get("molt.dev/image")
                 .cloned()
                 .unwrap_or_else(|| "(original)".into()),

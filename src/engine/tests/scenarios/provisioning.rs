@@ -72,7 +72,7 @@ fn a_new_node_copies_the_node_it_replaces_plus_the_template_and_the_image() {
             replaces: "old-0".into(),
             labels: labels(&[
                 ("disk", "ssd"),
-                ("molt.dev/image", "v2"),
+                ("molt.dev/image-hash", "08cf0e07b5709641"),
                 ("molt.dev/plan", ME),
                 ("molt.dev/slot", &new_name(0, 0, 0)),
                 ("pool", "workers"),
@@ -82,6 +82,7 @@ fn a_new_node_copies_the_node_it_replaces_plus_the_template_and_the_image() {
             annotations: labels(&[
                 ("molt.dev/batch", "0"),
                 ("molt.dev/claimed-by", ME),
+                ("molt.dev/image", "v2"),
                 ("molt.dev/replaces", "old-0")
             ]),
             taints: vec![
