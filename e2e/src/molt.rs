@@ -28,7 +28,12 @@ use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
-use crate::{Cluster, unique_name, wait_for};
+use crate::{Cluster, paths, unique_name, wait_for};
+
+// The node helpers lived here first; they are in `crate::k8s` with the other object helpers.
+pub use crate::k8s::{
+    annotation, cordon_by_hand, is_unschedulable, label, nodes_matching, set_unschedulable,
+};
 
 /// Label that ties a plan to the test (and the molt process) that owns it.
 pub const TEST_LABEL: &str = "molt.dev/test";
@@ -56,17 +61,6 @@ pub mod marks {
     pub const CONTROL_PLANE_LABEL: &str = "node-role.kubernetes.io/control-plane";
 }
 
-fn workspace_dir() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest).to_path_buf()
-}
-
-/// The cargo profile directory of the running test (`target/debug`).
-fn profile_dir() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    Some(exe.parent()?.parent()?.to_path_buf())
-}
-
 /// The molt binary: `MOLT_BIN`, else `molt` next to the test executable's
 /// profile directory, else `target/debug/molt` in the workspace.
 pub fn molt_binary() -> Result<PathBuf> {
@@ -74,8 +68,8 @@ pub fn molt_binary() -> Result<PathBuf> {
         return Ok(PathBuf::from(bin));
     }
     let candidates = [
-        profile_dir().map(|d| d.join("molt")),
-        Some(workspace_dir().join("target").join("debug").join("molt")),
+        paths::profile_dir().map(|d| d.join("molt")),
+        Some(paths::workspace().join("target").join("debug").join("molt")),
     ];
     candidates
         .into_iter()
@@ -86,9 +80,9 @@ pub fn molt_binary() -> Result<PathBuf> {
 
 /// Where molt's logs (and its kubeconfig) go: `target/e2e-molt/`.
 pub fn log_dir() -> PathBuf {
-    profile_dir()
+    paths::profile_dir()
         .and_then(|d| d.parent().map(Path::to_path_buf))
-        .unwrap_or_else(|| workspace_dir().join("target"))
+        .unwrap_or_else(|| paths::workspace().join("target"))
         .join("e2e-molt")
 }
 
@@ -111,7 +105,7 @@ pub fn plans(client: Client) -> Api<DynamicObject> {
 /// Installs the CRD from `crds/` (server-side apply, idempotent) and waits
 /// until it is Established.
 pub async fn install_crd(cluster: &Cluster) -> Result<()> {
-    let path = workspace_dir()
+    let path = paths::workspace()
         .join("crds")
         .join("nodeupdateplans.molt.dev.yaml");
     let text =
@@ -141,7 +135,7 @@ pub async fn install_crd(cluster: &Cluster) -> Result<()> {
 
 /// Reads a manifest of `config/` (YAML) as JSON.
 pub fn config_manifest(relative: &str) -> Result<Value> {
-    let path = workspace_dir().join(relative);
+    let path = paths::workspace().join(relative);
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     serde_yaml_ng::from_str(&text).with_context(|| format!("parsing {}", path.display()))
@@ -700,49 +694,6 @@ impl Drop for NodesCleanup {
             eprintln!("e2e node cleanup failed");
         }
     }
-}
-
-/// Node names and labels of the nodes matching a label selector.
-pub async fn nodes_matching(client: Client, selector: &str) -> Result<Vec<Node>> {
-    let nodes: Api<Node> = Api::all(client);
-    Ok(nodes
-        .list(&ListParams::default().labels(selector))
-        .await
-        .with_context(|| format!("listing nodes {selector}"))?
-        .items)
-}
-
-pub fn is_unschedulable(node: &Node) -> bool {
-    node.spec
-        .as_ref()
-        .and_then(|s| s.unschedulable)
-        .unwrap_or(false)
-}
-
-pub fn label<'a>(node: &'a Node, key: &str) -> Option<&'a str> {
-    node.labels().get(key).map(String::as_str)
-}
-
-pub fn annotation<'a>(node: &'a Node, key: &str) -> Option<&'a str> {
-    node.annotations().get(key).map(String::as_str)
-}
-
-/// Cordons a node the way a person does (`kubectl cordon`): no molt mark.
-pub async fn cordon_by_hand(client: Client, node: &str) -> Result<()> {
-    set_unschedulable(client, node, true).await
-}
-
-pub async fn set_unschedulable(client: Client, node: &str, value: bool) -> Result<()> {
-    let nodes: Api<Node> = Api::all(client);
-    nodes
-        .patch(
-            node,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"unschedulable": value}})),
-        )
-        .await
-        .with_context(|| format!("setting unschedulable={value} on {node}"))?;
-    Ok(())
 }
 
 /// The names in `status.batches[*].<field>` (e.g. `oldNodes`, `newNodes`).
