@@ -168,6 +168,55 @@ fn is_control_plane(node: &Node) -> bool {
             })
 }
 
+/// How a watched object was seen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Seen {
+    /// In the initial listing, before the watch was ready.
+    Listed,
+    /// Created or changed (a relist after a reconnection included).
+    Applied,
+    Deleted,
+}
+
+/// Runs one watch for the checker: counts `ready` up once the initial listing is complete,
+/// hands every object to `on`, and records watch errors as violations of their own.
+fn watch<K, F, Fut>(
+    api: Api<K>,
+    config: watcher::Config,
+    what: String,
+    ready: &Arc<AtomicUsize>,
+    state: &Arc<Mutex<State>>,
+    mut on: F,
+) -> JoinHandle<()>
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+    F: FnMut(K, Seen) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let (ready, state) = (ready.clone(), state.clone());
+    tokio::spawn(async move {
+        let mut stream = watcher(api, config).default_backoff().boxed();
+        let mut listing = true;
+        while let Some(ev) = stream.next().await {
+            match ev {
+                Ok(Event::Init) => {}
+                Ok(Event::InitDone) => {
+                    if listing {
+                        listing = false;
+                        ready.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                Ok(Event::InitApply(o)) => {
+                    on(o, if listing { Seen::Listed } else { Seen::Applied }).await
+                }
+                Ok(Event::Apply(o)) => on(o, Seen::Applied).await,
+                Ok(Event::Delete(o)) => on(o, Seen::Deleted).await,
+                Err(e) => record_watch_error(&state, format!("{what}: {e}")),
+            }
+        }
+    })
+}
+
 impl Checker {
     /// Starts the watches and returns once each has listed what exists, so
     /// nothing the scenario does afterwards is missed.
@@ -177,90 +226,65 @@ impl Checker {
         let mut tasks = Vec::new();
         let mut expected = 2;
 
-        // Nodes.
+        // Nodes: a change that may put more nodes out of service than a batch allows is
+        // judged against the plan's current state.
         {
-            let (state, ready, cfg, client) =
-                (state.clone(), ready.clone(), cfg.clone(), client.clone());
-            tasks.push(tokio::spawn(async move {
-                let api: Api<Node> = Api::all(client.clone());
-                let mut stream = watcher(api, watcher::Config::default())
-                    .default_backoff()
-                    .boxed();
-                let mut listing = true;
-                while let Some(ev) = stream.next().await {
-                    let over_batch = match ev {
-                        Ok(Event::InitDone) => {
-                            if listing {
-                                listing = false;
-                                ready.fetch_add(1, Ordering::SeqCst);
-                            }
-                            false
+            let (state, cfg, client) = (state.clone(), cfg.clone(), client.clone());
+            let api: Api<Node> = Api::all(client.clone());
+            tasks.push(watch(
+                api,
+                watcher::Config::default(),
+                "node watch".into(),
+                &ready,
+                &state.clone(),
+                move |n: Node, seen| {
+                    let (state, cfg, client) = (state.clone(), cfg.clone(), client.clone());
+                    async move {
+                        if on_node(
+                            &state,
+                            &cfg,
+                            &n,
+                            seen == Seen::Deleted,
+                            seen == Seen::Listed,
+                        ) {
+                            check_batch_limit(&state, &cfg, &client).await;
                         }
-                        Ok(Event::Init) => false,
-                        Ok(Event::Apply(n)) => on_node(&state, &cfg, &n, false, false),
-                        Ok(Event::InitApply(n)) => on_node(&state, &cfg, &n, false, listing),
-                        Ok(Event::Delete(n)) => on_node(&state, &cfg, &n, true, false),
-                        Err(e) => {
-                            record_watch_error(&state, format!("node watch: {e}"));
-                            false
-                        }
-                    };
-                    if over_batch {
-                        check_batch_limit(&state, &cfg, &client).await;
                     }
-                }
-            }));
+                },
+            ));
         }
         // The plan.
         {
-            let (state, ready, cfg, client) =
-                (state.clone(), ready.clone(), cfg.clone(), client.clone());
-            tasks.push(tokio::spawn(async move {
-                let api = plans(client);
-                let wc = watcher::Config::default().fields(&format!("metadata.name={}", cfg.plan));
-                let mut stream = watcher(api, wc).default_backoff().boxed();
-                let mut listing = true;
-                while let Some(ev) = stream.next().await {
-                    match ev {
-                        Ok(Event::InitDone) => {
-                            if listing {
-                                listing = false;
-                                ready.fetch_add(1, Ordering::SeqCst);
-                            }
-                        }
-                        Ok(Event::Apply(p) | Event::InitApply(p)) => on_plan(&state, &p),
-                        Ok(_) => {}
-                        Err(e) => record_watch_error(&state, format!("plan watch: {e}")),
+            let state_ = state.clone();
+            tasks.push(watch(
+                plans(client.clone()),
+                watcher::Config::default().fields(&format!("metadata.name={}", cfg.plan)),
+                "plan watch".into(),
+                &ready,
+                &state,
+                move |p: DynamicObject, seen| {
+                    if seen != Seen::Deleted {
+                        on_plan(&state_, &p);
                     }
-                }
-            }));
+                    std::future::ready(())
+                },
+            ));
         }
         // Pods of each namespace.
         for ns in &cfg.namespaces {
             expected += 1;
-            let (state, ready, client) = (state.clone(), ready.clone(), client.clone());
-            let ns = ns.clone();
-            tasks.push(tokio::spawn(async move {
-                let api: Api<Pod> = Api::namespaced(client, &ns);
-                let mut stream = watcher(api, watcher::Config::default())
-                    .default_backoff()
-                    .boxed();
-                let mut listing = true;
-                while let Some(ev) = stream.next().await {
-                    match ev {
-                        Ok(Event::InitDone) => {
-                            if listing {
-                                listing = false;
-                                ready.fetch_add(1, Ordering::SeqCst);
-                            }
-                        }
-                        Ok(Event::Apply(p) | Event::InitApply(p)) => on_pod(&state, &p, false),
-                        Ok(Event::Delete(p)) => on_pod(&state, &p, true),
-                        Ok(Event::Init) => {}
-                        Err(e) => record_watch_error(&state, format!("pod watch {ns}: {e}")),
-                    }
-                }
-            }));
+            let state_ = state.clone();
+            tasks.push(watch(
+                Api::<Pod>::namespaced(client.clone(), ns),
+                watcher::Config::default(),
+                format!("pod watch {ns}"),
+                &ready,
+                &state,
+                move |p: Pod, seen| {
+                    on_pod(&state_, &p, seen == Seen::Deleted);
+                    std::future::ready(())
+                },
+            ));
         }
 
         let checker = Self {
