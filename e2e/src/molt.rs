@@ -61,14 +61,15 @@ pub mod marks {
     pub const CONTROL_PLANE_LABEL: &str = "node-role.kubernetes.io/control-plane";
 }
 
-/// The molt binary: `MOLT_BIN`, else `molt` next to the test executable's
-/// profile directory, else `target/debug/molt` in the workspace.
+/// The molt binary: `MOLT_BIN`, else `molt` in the test executable's profile
+/// directory or next to the running binary, else `target/debug/molt` in the workspace.
 pub fn molt_binary() -> Result<PathBuf> {
     if let Some(bin) = std::env::var_os("MOLT_BIN") {
         return Ok(PathBuf::from(bin));
     }
     let candidates = [
         paths::profile_dir().map(|d| d.join("molt")),
+        paths::exe_dir().map(|d| d.join("molt")),
         Some(paths::workspace().join("target").join("debug").join("molt")),
     ];
     candidates
@@ -286,8 +287,17 @@ pub struct MoltOptions {
     pub service_account: Option<(String, String)>,
     /// Arguments after `run` and before the harness's own.
     pub args: Vec<String>,
-    /// Environment variables of the process.
+    /// Environment variables of the process (`MOLT_LOG` included: the default is
+    /// `info,molt=debug`).
     pub env: Vec<(String, String)>,
+    /// `--plan-selector` (default `molt.dev/test=<test id>`).
+    pub plan_selector: Option<String>,
+    /// Run with the cluster's administrator kubeconfig instead of a ServiceAccount's, as a
+    /// person trying molt out would (the demo).
+    pub as_admin: bool,
+    /// The log file, started afresh (default `target/e2e-molt/<test id or instance>.log`,
+    /// appended to).
+    pub log: Option<PathBuf>,
 }
 
 /// A `molt run` process reconciling only one test's plans. SIGKILLed on drop.
@@ -326,22 +336,35 @@ impl Molt {
         } else {
             test_id.to_string()
         };
-        let kubeconfig = dir.join(format!("{file}.kubeconfig"));
-        let (ns, sa) = match &options.service_account {
-            Some((ns, sa)) => (ns.clone(), sa.clone()),
-            None => {
-                ensure_molt_identity(cluster).await?;
-                (MOLT_NAMESPACE.to_string(), MOLT_SERVICE_ACCOUNT.to_string())
-            }
+        let (kubeconfig, username) = if options.as_admin {
+            (cluster.kubeconfig().to_path_buf(), String::new())
+        } else {
+            let kubeconfig = dir.join(format!("{file}.kubeconfig"));
+            let (ns, sa) = match &options.service_account {
+                Some((ns, sa)) => (ns.clone(), sa.clone()),
+                None => {
+                    ensure_molt_identity(cluster).await?;
+                    (MOLT_NAMESPACE.to_string(), MOLT_SERVICE_ACCOUNT.to_string())
+                }
+            };
+            service_account_kubeconfig(cluster, &ns, &sa, &kubeconfig).await?;
+            (kubeconfig, format!("system:serviceaccount:{ns}:{sa}"))
         };
-        service_account_kubeconfig(cluster, &ns, &sa, &kubeconfig).await?;
+        let log = match &options.log {
+            Some(log) => {
+                std::fs::File::create(log)
+                    .with_context(|| format!("creating {}", log.display()))?;
+                log.clone()
+            }
+            None => dir.join(format!("{file}.log")),
+        };
         let mut molt = Self {
             test_id: test_id.to_string(),
             instance,
-            username: format!("system:serviceaccount:{ns}:{sa}"),
+            username,
             options,
             kubeconfig,
-            log: dir.join(format!("{file}.log")),
+            log,
             child: None,
             starts: 0,
         };
@@ -353,7 +376,7 @@ impl Molt {
         &self.log
     }
 
-    /// The user name molt's requests carry.
+    /// The user name molt's requests carry (empty when it runs as the administrator).
     pub fn username(&self) -> &str {
         &self.username
     }
@@ -382,7 +405,12 @@ impl Molt {
             .arg("run")
             .args(&self.options.args)
             .arg("--plan-selector")
-            .arg(format!("{TEST_LABEL}={}", self.test_id))
+            .arg(
+                self.options
+                    .plan_selector
+                    .clone()
+                    .unwrap_or_else(|| format!("{TEST_LABEL}={}", self.test_id)),
+            )
             .arg("--instance")
             .arg(&self.instance)
             // Several molts share the machine: each serves its endpoints on a free port.
@@ -403,6 +431,32 @@ impl Molt {
             .spawn()
             .context("starting molt")?;
         self.child = Some(child);
+        Ok(())
+    }
+
+    /// The process id of the running molt.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
+    /// Stops molt the way a supervisor does: SIGTERM, then SIGKILL after 10 s.
+    pub async fn stop(mut self) -> Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        if let Some(pid) = child.id() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .await;
+            if tokio::time::timeout(Duration::from_secs(10), child.wait())
+                .await
+                .is_ok()
+            {
+                return Ok(());
+            }
+        }
+        child.kill().await?;
         Ok(())
     }
 

@@ -59,3 +59,17 @@ pub fn tool(name: &str) -> Result<PathBuf> {
     }
     Ok(path)
 }
+
+/// The kubectl to use: `MOLT_KUBECTL`, else the cached one [`tool`] finds.
+pub fn kubectl() -> Result<PathBuf> {
+    match std::env::var_os("MOLT_KUBECTL").filter(|v| !v.is_empty()) {
+        Some(k) => {
+            let k = PathBuf::from(k);
+            if !k.is_file() {
+                bail!("MOLT_KUBECTL={} is not a file", k.display());
+            }
+            Ok(k)
+        }
+        None => tool("kubectl"),
+    }
+}

@@ -271,6 +271,7 @@ async fn the_chart_installs_under_restricted_pod_security_and_its_identity_runs_
             service_account: Some((namespace.clone(), service_account.clone())),
             args,
             env: container_env(container, &namespace, &instance),
+            ..Default::default()
         },
     )
     .await?;
