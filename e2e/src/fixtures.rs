@@ -14,6 +14,7 @@ use serde_json::json;
 use crate::k8s::{
     NOT_READY_TAINT, has_controller_not_ready_taint, has_taint, is_node_ready, node_ready_status,
 };
+use crate::molt::marks;
 use crate::{Cluster, wait_for};
 
 /// Node label that selects a simulated fault for the node and its pods.
@@ -347,5 +348,67 @@ where
         Ok(Ok(())) => {}
         Ok(Err(e)) => eprintln!("e2e cleanup failed: {e:#}"),
         Err(_) => eprintln!("e2e cleanup thread panicked"),
+    }
+}
+
+/// Creates a node in `pool` (as [`crate::NodePoolSpec::node`] would) with the
+/// control-plane role label and taint. molt must never touch it even though
+/// the plan's selector matches it. Removed by [`NodesCleanup`].
+pub async fn create_control_plane_node(cluster: &Cluster, pool: &str) -> Result<String> {
+    let name = unique_name(&format!("{pool}-cp"));
+    let mut node = crate::NodePoolSpec::new(pool, 1)
+        .label(marks::CONTROL_PLANE_LABEL, "")
+        .node(pool, &name)?;
+    if let Some(spec) = node.spec.as_mut() {
+        spec.taints = Some(vec![serde_json::from_value(json!({
+            "key": marks::CONTROL_PLANE_LABEL, "effect": "NoSchedule"
+        }))?]);
+    }
+    let nodes: Api<Node> = Api::all(cluster.client());
+    nodes
+        .create(&PostParams::default(), &node)
+        .await
+        .with_context(|| format!("creating node {name}"))?;
+    wait_for(&nodes, &name, "the control-plane node to be Ready", |n| {
+        n.is_some_and(crate::is_node_ready)
+    })
+    .await?;
+    Ok(name)
+}
+
+/// Deletes the named nodes on drop.
+pub struct NodesCleanup {
+    client: Client,
+    pub names: Vec<String>,
+}
+
+impl NodesCleanup {
+    pub fn new(cluster: &Cluster) -> Self {
+        Self {
+            client: cluster.client(),
+            names: Vec::new(),
+        }
+    }
+}
+
+impl Drop for NodesCleanup {
+    fn drop(&mut self) {
+        let client = self.client.clone();
+        let names = std::mem::take(&mut self.names);
+        let handle = std::thread::spawn(move || -> Result<()> {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async move {
+                let nodes: Api<Node> = Api::all(client);
+                for name in names {
+                    nodes.delete(&name, &DeleteParams::default()).await.ok();
+                }
+                Ok(())
+            })
+        });
+        if !matches!(handle.join(), Ok(Ok(()))) {
+            eprintln!("e2e node cleanup failed");
+        }
     }
 }

@@ -13,9 +13,11 @@
 pub mod checker;
 pub mod cluster;
 pub mod fixtures;
+pub mod install;
 pub mod k8s;
 pub mod molt;
 pub mod paths;
+pub mod plan;
 pub mod scenario;
 pub mod scrape;
 pub mod tools;
