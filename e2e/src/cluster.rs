@@ -114,21 +114,30 @@ impl Cluster {
     /// A client acting as a ServiceAccount, with a fresh token from the
     /// TokenRequest API: requests go through RBAC like an in-cluster pod's.
     pub async fn client_for_service_account(&self, namespace: &str, name: &str) -> Result<Client> {
-        let sas: Api<ServiceAccount> = Api::namespaced(self.client(), namespace);
-        let request: TokenRequest = serde_json::from_value(json!({
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "TokenRequest",
-            "spec": { "expirationSeconds": 3600 }
-        }))?;
-        let token = sas
-            .create_token_request(name, &PostParams::default(), &request)
-            .await
-            .with_context(|| format!("requesting a token for {namespace}/{name}"))?
-            .status
-            .map(|s| s.token)
-            .ok_or_else(|| anyhow!("TokenRequest for {namespace}/{name} returned no token"))?;
+        let token = service_account_token(&self.client(), namespace, name, 3600).await?;
         let mut config = self.config.clone();
         config.auth_info = serde_json::from_value::<AuthInfo>(json!({ "token": token }))?;
         Ok(Client::try_from(config)?)
     }
+}
+
+/// A fresh token for the ServiceAccount `namespace/name` from the TokenRequest API.
+pub(crate) async fn service_account_token(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    expiration_seconds: i64,
+) -> Result<String> {
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+    let request: TokenRequest = serde_json::from_value(json!({
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenRequest",
+        "spec": { "expirationSeconds": expiration_seconds }
+    }))?;
+    sas.create_token_request(name, &PostParams::default(), &request)
+        .await
+        .with_context(|| format!("requesting a token for {namespace}/{name}"))?
+        .status
+        .map(|s| s.token)
+        .ok_or_else(|| anyhow!("the TokenRequest for {namespace}/{name} returned no token"))
 }

@@ -4,16 +4,16 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result, anyhow};
-use k8s_openapi::api::authentication::v1::TokenRequest;
+use anyhow::{Context, Result};
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::ResourceExt;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::config::{AuthInfo, Kubeconfig};
 use serde_json::{Value, json};
 
+use crate::cluster::service_account_token;
 use crate::molt::{MANAGER, MOLT_CLUSTER_ROLE, MOLT_NAMESPACE, MOLT_SERVICE_ACCOUNT};
 use crate::{Cluster, paths, wait_for};
 
@@ -166,19 +166,7 @@ pub async fn service_account_kubeconfig(
     name: &str,
     path: &Path,
 ) -> Result<()> {
-    let sas: Api<ServiceAccount> = Api::namespaced(cluster.client(), namespace);
-    let request: TokenRequest = serde_json::from_value(json!({
-        "apiVersion": "authentication.k8s.io/v1",
-        "kind": "TokenRequest",
-        "spec": { "expirationSeconds": 7200 }
-    }))?;
-    let token = sas
-        .create_token_request(name, &PostParams::default(), &request)
-        .await
-        .with_context(|| format!("requesting a token for {namespace}/{name}"))?
-        .status
-        .map(|s| s.token)
-        .ok_or_else(|| anyhow!("the TokenRequest for {namespace}/{name} returned no token"))?;
+    let token = service_account_token(&cluster.client(), namespace, name, 7200).await?;
     let mut kc = Kubeconfig::read_from(cluster.kubeconfig())
         .with_context(|| format!("reading {}", cluster.kubeconfig().display()))?;
     let auth: AuthInfo = serde_json::from_value(json!({ "token": token }))?;
