@@ -2,12 +2,20 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all test lint fmt test-unit crds sync
+.PHONY: all help test lint fmt test-unit crds sync
 all: test
+
+## help: list the documented targets (the `## target: …` comments of this Makefile and its includes)
+help:
+	@awk '/^## [A-Za-z0-9_.-]+:/ { sub(/^## /, ""); split($$0, d, ": "); t = d[1]; \
+	    sub(/^[^:]*: /, ""); printf "  %-16s %s\n", t, $$0; next } \
+	  /^## / && t != "" { sub(/^## /, ""); printf "  %-16s %s\n", "", $$0; next } \
+	  { t = "" }' $(MAKEFILE_LIST)
 
 ## test: everything CI runs — formatting, lints, unit/property tests, then the end-to-end suite
 test: lint test-unit test-e2e
 
+## lint: formatting check, dependency policy and clippy with warnings as errors
 lint: deny
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
@@ -17,9 +25,11 @@ lint: deny
 deny:
 	bash scripts/cargo-deny.sh
 
+## fmt: format every crate of the workspace
 fmt:
 	$(CARGO) fmt --all
 
+## test-unit: molt's unit, property and repository tests
 test-unit:
 	$(CARGO) test -p molt
 
@@ -38,12 +48,7 @@ sync:
 	cp crds/nodeupdateplans.molt.dev.yaml charts/molt/files/nodeupdateplans.molt.dev.yaml
 	cp config/monitoring/alerts.yaml charts/molt/files/alerts.yaml
 	cp config/monitoring/dashboard.json charts/molt/files/dashboard.json
-	{ printf '%s\n' \
-	    '# Generated from config/monitoring/alerts.yaml by `make sync`; edit that file instead.' \
-	    'apiVersion: monitoring.coreos.com/v1' 'kind: PrometheusRule' 'metadata:' \
-	    '  name: molt' '  namespace: molt-system' '  labels:' \
-	    '    app.kubernetes.io/name: molt' '    app.kubernetes.io/instance: molt' 'spec:'; \
-	  grep -v '^#' config/monitoring/alerts.yaml | sed 's/^./  &/'; } > $(PROMETHEUS_RULE)
+	$(CARGO) run --quiet -p molt-e2e --bin prometheus-rule -- config/monitoring/alerts.yaml $(PROMETHEUS_RULE)
 
 # Local control plane, simulated nodes and the end-to-end suite.
 include e2e/e2e.mk

@@ -4,7 +4,9 @@
 #   e2e/cluster.sh build    build (or reuse) the pinned binaries, see e2e/scripts/build.sh
 #   e2e/cluster.sh up       start etcd, kube-apiserver, kube-controller-manager,
 #                           kube-scheduler, kwok and the fault mirror on 127.0.0.1;
-#                           returns once the cluster is usable
+#                           returns once the cluster is usable. Refuses while a cluster
+#                           of this state directory runs, unless given --replace
+#                           (or MOLT_CLUSTER_REPLACE=1), which stops it and wipes its state
 #   e2e/cluster.sh ensure   `up` unless a healthy cluster is already running
 #   e2e/cluster.sh down     stop exactly the processes `up` started, remove the state
 #   e2e/cluster.sh status   show the recorded processes and whether they run
@@ -183,8 +185,8 @@ kc() { "$(bin_path kubectl)" --kubeconfig="$STATE/kubeconfig" "$@"; }
 build_fault_mirror() {
   command -v cargo >/dev/null || die "cargo is required to build the fault mirror"
   local out
-  out=$(cd "$REPO_DIR" && cargo build --quiet -p molt-e2e --bin fault-mirror --message-format=json 2>&1 |
-    sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
+  # Built by `cargo run`, which then has the binary say where it is.
+  out=$(cd "$REPO_DIR" && cargo run --quiet -p molt-e2e --bin fault-mirror -- --print-path) || out=
   [[ -n $out && -x $out ]] || die "could not build the fault mirror (cargo build -p molt-e2e --bin fault-mirror)"
   echo "$out"
 }
@@ -201,8 +203,38 @@ lock() {
   flock 9
 }
 
+# any_alive: some process the state directory records still runs.
+any_alive() {
+  local c
+  for c in "${COMPONENTS[@]}"; do pid_alive "$c" && return 0; done
+  return 1
+}
+
+# up [--replace]: a running cluster may be someone's `make cluster-up`; only --replace
+# (what e2e/scripts/test.sh passes) stops it. Leftovers of a run whose processes are all
+# gone are cleaned up either way.
 cmd_up() {
+  local replace=${MOLT_CLUSTER_REPLACE:-0}
+  case "${1:-}" in
+    --replace) replace=1 ;;
+    "") ;;
+    *) echo "usage: $0 up [--replace]" >&2; exit 2 ;;
+  esac
   lock
+  if [[ -d $STATE ]] && any_alive; then
+    if [[ $replace == 1 ]]; then
+      log "cluster: --replace: stopping the cluster running from $STATE and wiping its state"
+    elif cluster_healthy; then
+      die "a cluster from this checkout is already running and healthy" \
+        "(export KUBECONFIG=$STATE/kubeconfig). To use it, run nothing: tests and" \
+        "\`make demo\` reuse it. To start afresh, run \`make cluster-down\` first" \
+        "(or \`e2e/cluster.sh up --replace\`)."
+    else
+      die "a cluster from this checkout is partly running (\`e2e/cluster.sh status\`" \
+        "shows which processes). Run \`make cluster-down\` first" \
+        "(or \`e2e/cluster.sh up --replace\`)."
+    fi
+  fi
   do_up
 }
 
@@ -372,10 +404,10 @@ cmd_status() {
 
 case "${1:-}" in
   build) cmd_build ;;
-  up) cmd_up ;;
+  up) shift; cmd_up "$@" ;;
   ensure) cmd_ensure ;;
   down) cmd_down ;;
   status) cmd_status ;;
   env) echo "export KUBECONFIG=$STATE/kubeconfig" ;;
-  *) echo "usage: $0 build|up|ensure|down|status|env" >&2; exit 2 ;;
+  *) echo "usage: $0 build|up [--replace]|ensure|down|status|env" >&2; exit 2 ;;
 esac

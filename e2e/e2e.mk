@@ -25,6 +25,7 @@ cluster-up: e2e-build
 cluster-down:
 	$(E2E_CLUSTER) down
 
+## cluster-status: the recorded processes of the local cluster and whether they run
 cluster-status:
 	$(E2E_CLUSTER) status
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the end-to-end suite on a fresh local cluster and always stops the
-# cluster afterwards, whether the tests pass, fail or are interrupted.
+# cluster afterwards, whether the tests pass, fail or are interrupted. A cluster
+# of this checkout that already runs is replaced (`cluster.sh up --replace`).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
@@ -24,6 +25,7 @@ cluster_down() {
 trap 'cluster_down $?' EXIT
 trap 'exit 130' INT TERM
 
-bash e2e/cluster.sh up
+# A fresh cluster, whatever runs: this stops (and wipes) a cluster started by `make cluster-up`.
+bash e2e/cluster.sh up --replace
 # Two scenarios at a time: each runs its own molt next to the control plane on two cores.
 "$CARGO" test -p molt-e2e -- --test-threads=2

@@ -6,11 +6,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 
-fn workspace_dir() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest).to_path_buf()
-}
-
 /// `$MOLT_CACHE_DIR/bin`, defaulting like common.sh to `${XDG_CACHE_HOME:-$HOME/.cache}/molt/bin`.
 pub fn bin_dir() -> Result<PathBuf> {
     let non_empty = |key: &str| {
@@ -53,11 +48,28 @@ pub fn tool(name: &str) -> Result<PathBuf> {
         "helm" => ("helm", "helm.sh/helm/v4"),
         _ => bail!("unknown tool {name}"),
     };
-    let go_mod = workspace_dir().join("e2e/tools").join(dir).join("go.mod");
+    let go_mod = crate::paths::workspace()
+        .join("e2e/tools")
+        .join(dir)
+        .join("go.mod");
     let version = module_version(&go_mod, module)?;
     let path = bin_dir()?.join(format!("{name}-{version}"));
     if !path.is_file() {
         bail!("{} is missing: `make e2e-tools` builds it", path.display());
     }
     Ok(path)
+}
+
+/// The kubectl to use: `MOLT_KUBECTL`, else the cached one [`tool`] finds.
+pub fn kubectl() -> Result<PathBuf> {
+    match std::env::var_os("MOLT_KUBECTL").filter(|v| !v.is_empty()) {
+        Some(k) => {
+            let k = PathBuf::from(k);
+            if !k.is_file() {
+                bail!("MOLT_KUBECTL={} is not a file", k.display());
+            }
+            Ok(k)
+        }
+        None => tool("kubectl"),
+    }
 }

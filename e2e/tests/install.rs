@@ -28,10 +28,7 @@ use molt_e2e::{Cluster, FAULT_LABEL, NodePoolSpec, eventually, unique_name};
 use serde_json::{Value, json};
 
 fn chart_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("charts")
-        .join("molt")
+    molt_e2e::paths::workspace().join("charts").join("molt")
 }
 
 /// A Helm release of the chart; uninstalled, with its namespace, on drop.
@@ -274,6 +271,7 @@ async fn the_chart_installs_under_restricted_pod_security_and_its_identity_runs_
             service_account: Some((namespace.clone(), service_account.clone())),
             args,
             env: container_env(container, &namespace, &instance),
+            ..Default::default()
         },
     )
     .await?;

@@ -5,9 +5,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
+use molt_e2e::paths::workspace;
 use molt_e2e::tools::tool;
 use serde::Deserialize;
 use serde_json::Value;
@@ -28,13 +29,6 @@ const ALL_FEATURES: &[&str] = &[
     "imagePullSecrets[0].name=registry",
     "extraArgs[0]=--http-addr=0.0.0.0:8080",
 ];
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
 
 fn run(program: &Path, args: &[&str]) -> Result<String, String> {
     let out = Command::new(program)

@@ -106,8 +106,15 @@ fn ready_file_from_args() -> anyhow::Result<Option<PathBuf>> {
                         anyhow::anyhow!("--ready-file needs a path")
                     })?));
             }
+            // How e2e/cluster.sh learns where cargo put the binary it just built.
+            "--print-path" => {
+                println!("{}", std::env::current_exe()?.display());
+                std::process::exit(0);
+            }
             other => {
-                anyhow::bail!("unknown argument {other:?}; usage: fault-mirror [--ready-file PATH]")
+                anyhow::bail!(
+                    "unknown argument {other:?}; usage: fault-mirror [--ready-file PATH | --print-path]"
+                )
             }
         }
     }

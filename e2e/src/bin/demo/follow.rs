@@ -13,7 +13,7 @@ use kube::Client;
 use kube::runtime::{WatchStreamExt, watcher};
 
 use crate::plan::{self, Blocker, Status, human, secs, span};
-use crate::setup::Molt;
+use molt_e2e::molt::Molt;
 
 /// What was seen while following a plan.
 pub struct Followed {
@@ -88,7 +88,7 @@ pub async fn follow(
                 }
             }
             _ = tick.tick() => {
-                molt.check()?;
+                molt.check_running()?;
                 printer.live(&followed.status, Timestamp::now());
             }
             _ = &mut deadline => {

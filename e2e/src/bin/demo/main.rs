@@ -29,8 +29,9 @@ use kube::Client;
 use molt_e2e::Cluster;
 
 use follow::{Followed, Output, follow};
+use molt_e2e::molt::Molt;
 use plan::{human, secs, span};
-use setup::{Molt, Tools};
+use setup::Tools;
 
 /// Phases after which a plan does nothing more on its own.
 const TERMINAL: [&str; 4] = ["Succeeded", "RolledBack", "Halted", "Failed"];
@@ -116,13 +117,13 @@ async fn prepare() -> Result<Stage> {
     let client = cluster.client();
     let tools = Tools::new(&cluster)?;
     say(&format!("KUBECONFIG={}", tools.kubeconfig.display()));
-    setup::install_crd(&client, &tools).await?;
+    setup::install_crd(&cluster).await?;
     say("CRD nodeupdateplans.molt.dev installed");
-    let molt = Molt::start(&tools)?;
+    let molt = setup::start_molt(&cluster).await?;
     say(&format!(
         "molt run started in the background (pid {}, log {})",
         molt.pid().unwrap_or_default(),
-        molt.log.display()
+        molt.log_path().display()
     ));
     if setup::clean_up_earlier_demo(&client).await? {
         say("removed the plans, workloads and nodes of an earlier demo");
@@ -167,7 +168,7 @@ async fn run(mode: Mode) -> Result<()> {
     let mut stage = prepare().await?;
     build_shop(&stage.client).await?;
     if let Mode::Measure { runs } = mode {
-        let result = measure::run(&stage.client, &stage.tools, &mut stage.molt, runs).await;
+        let result = measure::run(&stage.client, &mut stage.molt, runs).await;
         stage.molt.stop().await?;
         return result;
     }
@@ -245,7 +246,7 @@ async fn run(mode: Mode) -> Result<()> {
 
 /// Creates the plan in `config/samples/<file>` and follows it to a terminal phase.
 async fn apply_sample(stage: &mut Stage, file: &str) -> Result<Followed> {
-    let manifest = plan::load_sample(&stage.tools, file)?;
+    let manifest = plan::load_sample(file)?;
     let name = manifest["metadata"]["name"]
         .as_str()
         .context("the sample has no name")?

@@ -23,20 +23,21 @@ use serde_json::Value;
 
 use crate::follow::{Followed, Output, follow};
 use crate::plan::{self, human, secs, span};
-use crate::setup::{self, Molt, Tools};
+use crate::setup;
 use crate::{STORY_TIMEOUT, TERMINAL, batch_table};
+use molt_e2e::molt::Molt;
 
 /// readyTimeout of the detection runs (the sample's 45 s would only make each run longer).
 const READY_TIMEOUT_SECS: i64 = 15;
 
-pub async fn run(client: &Client, tools: &Tools, molt: &mut Molt, runs: usize) -> Result<()> {
-    forward(client, tools, molt).await?;
-    detection(client, tools, molt, runs).await
+pub async fn run(client: &Client, molt: &mut Molt, runs: usize) -> Result<()> {
+    forward(client, molt).await?;
+    detection(client, molt, runs).await
 }
 
-async fn forward(client: &Client, tools: &Tools, molt: &mut Molt) -> Result<()> {
+async fn forward(client: &Client, molt: &mut Molt) -> Result<()> {
     crate::step("(b) roll-forward: config/samples/rollforward.yaml over the shop's 6 nodes");
-    let manifest = plan::load_sample(tools, "rollforward.yaml")?;
+    let manifest = plan::load_sample("rollforward.yaml")?;
     let name = name_of(&manifest)?;
     let created = Timestamp::now();
     plan::create(client, manifest, &name).await?;
@@ -197,14 +198,14 @@ struct Detection {
     rollback: Option<f64>,
 }
 
-async fn detection(client: &Client, tools: &Tools, molt: &mut Molt, runs: usize) -> Result<()> {
+async fn detection(client: &Client, molt: &mut Molt, runs: usize) -> Result<()> {
     crate::step(&format!(
         "(a) detection latency: {runs} runs of config/samples/faulty-image.yaml with readyTimeout {READY_TIMEOUT_SECS}s"
     ));
     let recorder = PodRecorder::start(client);
     let mut results = Vec::new();
     for run in 1..=runs {
-        let mut manifest = plan::load_sample(tools, "faulty-image.yaml")?;
+        let mut manifest = plan::load_sample("faulty-image.yaml")?;
         let name = format!("{}-m{run}", name_of(&manifest)?);
         plan::set_spec(
             &mut manifest,

@@ -3,34 +3,25 @@
 //! The demo reads plans as plain JSON through a `DynamicObject` API, the way any client that does
 //! not link molt would, and deserializes only the status fields it shows.
 
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
 use kube::{Client, ResourceExt};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::setup::{DEMO_LABEL, DEMO_LABEL_VALUE, Tools};
-
-pub fn resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("molt.dev", "v1alpha1", "NodeUpdatePlan"),
-        "nodeupdateplans",
-    )
-}
+use crate::setup::{DEMO_LABEL, DEMO_LABEL_VALUE};
 
 pub fn api(client: &Client) -> Api<DynamicObject> {
-    Api::all_with(client.clone(), &resource())
+    molt_e2e::molt::plans(client.clone())
 }
 
 /// A plan manifest from `config/samples/`, as JSON.
-pub fn load_sample(tools: &Tools, file: &str) -> Result<Value> {
-    let path = tools.repo.join("config").join("samples").join(file);
-    tools.manifest_json(&path)
+pub fn load_sample(file: &str) -> Result<Value> {
+    molt_e2e::molt::config_manifest(&format!("config/samples/{file}"))
 }
 
 /// Creates `manifest` under `name`, labelled so that only the demo's molt reconciles it.
@@ -226,10 +217,4 @@ pub fn human(s: Option<f64>) -> String {
             format!("{}m{:02}s", s / 60, s % 60)
         }
     }
-}
-
-/// The repository directory, for samples and scripts.
-pub fn repo_dir() -> &'static Path {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest)
 }

@@ -2,21 +2,21 @@
 //! and the shop's workloads; and the cleanup of an earlier demo.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
+use molt_e2e::molt::{Molt, MoltOptions, annotation, is_unschedulable};
+pub use molt_e2e::workloads::Budget;
+use molt_e2e::workloads::{Container, DeploymentBuilder, pdb};
 use molt_e2e::{Cluster, NOT_READY_TAINT, NodePoolSpec, has_taint, is_node_ready, wait_for};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use tokio::process::{Child, Command};
 
 use crate::plan;
 
@@ -40,104 +40,27 @@ pub const DEPLOYMENTS: [(&str, &str, i32, Budget); 3] = [
 ];
 pub const DAEMONSET: &str = "node-exporter";
 
-#[derive(Clone, Copy)]
-pub enum Budget {
-    MinAvailable(i32),
-    MaxUnavailable(i32),
-}
-
-/// Paths the demo uses.
+/// Paths the demo prints for the reader to try kubectl on the cluster.
 pub struct Tools {
-    pub repo: PathBuf,
     pub kubectl: PathBuf,
     pub kubeconfig: PathBuf,
 }
 
 impl Tools {
     pub fn new(cluster: &Cluster) -> Result<Self> {
-        let repo = plan::repo_dir().to_path_buf();
-        let kubectl = match std::env::var_os("MOLT_KUBECTL") {
-            Some(k) => PathBuf::from(k),
-            None => {
-                // The kubectl `make e2e-tools` built, at the version the scripts pin.
-                let out = std::process::Command::new("bash")
-                    .arg("-c")
-                    .arg("source e2e/scripts/common.sh && bin_path kubectl")
-                    .current_dir(&repo)
-                    .output()
-                    .context("locating kubectl")?;
-                PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-            }
-        };
-        if !kubectl.is_file() {
-            bail!(
-                "kubectl not found at {} (run `make e2e-tools`)",
-                kubectl.display()
-            );
-        }
         Ok(Self {
-            repo,
-            kubectl,
+            kubectl: molt_e2e::tools::kubectl()?,
             kubeconfig: cluster.kubeconfig().to_path_buf(),
         })
-    }
-
-    /// `kubectl <args>` against the demo cluster; fails with kubectl's message.
-    pub fn kubectl(&self, args: &[&str]) -> Result<String> {
-        let out = std::process::Command::new(&self.kubectl)
-            .arg(format!("--kubeconfig={}", self.kubeconfig.display()))
-            .args(args)
-            .output()
-            .with_context(|| format!("running kubectl {}", args.join(" ")))?;
-        if !out.status.success() {
-            bail!(
-                "kubectl {} failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    /// A YAML manifest as JSON (kubectl does the parsing).
-    pub fn manifest_json(&self, path: &Path) -> Result<Value> {
-        let path = path.display().to_string();
-        let json = self.kubectl(&["create", "--dry-run=client", "-o", "json", "-f", &path])?;
-        serde_json::from_str(&json).with_context(|| format!("reading {path}"))
     }
 }
 
 /// Installs (or updates) the CRD and waits until it is served.
-pub async fn install_crd(client: &Client, tools: &Tools) -> Result<()> {
-    let crd = tools
-        .repo
-        .join("crds")
-        .join("nodeupdateplans.molt.dev.yaml");
-    tools.kubectl(&[
-        "apply",
-        "--server-side",
-        "--force-conflicts",
-        "-f",
-        &crd.display().to_string(),
-    ])?;
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    wait_for(
-        &crds,
-        "nodeupdateplans.molt.dev",
-        "the CRD to be Established",
-        |c| {
-            c.and_then(|c| c.status.as_ref())
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|cs| {
-                    cs.iter()
-                        .any(|c| c.type_ == "Established" && c.status == "True")
-                })
-        },
-    )
-    .await?;
+pub async fn install_crd(cluster: &Cluster) -> Result<()> {
+    molt_e2e::molt::install_crd(cluster).await?;
     // Right after the CRD is created, requests for plans are answered 429 ("storage is
     // (re)initializing") for a moment.
-    let plans = plan::api(client);
+    let plans = plan::api(&cluster.client());
     molt_e2e::eventually("the NodeUpdatePlan API to be served", || {
         let plans = plans.clone();
         async move {
@@ -150,84 +73,25 @@ pub async fn install_crd(client: &Client, tools: &Tools) -> Result<()> {
     .await
 }
 
-/// The molt process the demo runs; killed when dropped (also on an error or Ctrl-C).
-pub struct Molt {
-    child: Child,
-    pub log: PathBuf,
-}
-
-impl Molt {
-    /// Starts `molt run` in the background, logging to `<cluster dir>/logs/molt-demo.log`.
-    /// It reconciles only the demo's plans (`--plan-selector`).
-    pub fn start(tools: &Tools) -> Result<Self> {
-        let exe = std::env::current_exe().context("locating the demo binary")?;
-        let molt = match std::env::var_os("MOLT_BIN") {
-            Some(m) => PathBuf::from(m),
-            None => exe
-                .parent()
-                .map(|d| d.join("molt"))
-                .ok_or_else(|| anyhow!("no directory for {}", exe.display()))?,
-        };
-        if !molt.is_file() {
-            bail!(
-                "molt not found at {} (run `cargo build -p molt`)",
-                molt.display()
-            );
-        }
-        let logs = molt_e2e::cluster_dir().join("logs");
-        std::fs::create_dir_all(&logs)?;
-        let log = logs.join("molt-demo.log");
-        let file = std::fs::File::create(&log)?;
-        let child = Command::new(&molt)
-            .args([
-                "run",
-                "--plan-selector",
-                &format!("{DEMO_LABEL}={DEMO_LABEL_VALUE}"),
-                "--instance",
-                "molt-demo",
-                "--http-addr",
-                "127.0.0.1:0",
-            ])
-            .env("KUBECONFIG", &tools.kubeconfig)
-            .env("MOLT_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone()?)
-            .stderr(file)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {}", molt.display()))?;
-        Ok(Self { child, log })
-    }
-
-    pub fn pid(&self) -> Option<u32> {
-        self.child.id()
-    }
-
-    /// Fails if molt exited (its log tells why).
-    pub fn check(&mut self) -> Result<()> {
-        if let Some(status) = self.child.try_wait()? {
-            bail!("molt exited ({status}); see {}", self.log.display());
-        }
-        Ok(())
-    }
-
-    /// SIGTERM, then SIGKILL after 10 s.
-    pub async fn stop(mut self) -> Result<()> {
-        if let Some(pid) = self.child.id() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status()
-                .await;
-            if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
-                .await
-                .is_ok()
-            {
-                return Ok(());
-            }
-        }
-        self.child.kill().await?;
-        Ok(())
-    }
+/// Starts `molt run` in the background as the cluster's administrator, logging to
+/// `<cluster dir>/logs/molt-demo.log`. It reconciles only the demo's plans (`--plan-selector`);
+/// it is killed when dropped (also on an error or Ctrl-C).
+pub async fn start_molt(cluster: &Cluster) -> Result<Molt> {
+    let logs = molt_e2e::cluster_dir().join("logs");
+    std::fs::create_dir_all(&logs)?;
+    Molt::start_with(
+        cluster,
+        "demo",
+        MoltOptions {
+            instance: Some("molt-demo".into()),
+            plan_selector: Some(format!("{DEMO_LABEL}={DEMO_LABEL_VALUE}")),
+            as_admin: true,
+            log: Some(logs.join("molt-demo.log")),
+            env: vec![("MOLT_LOG".into(), "info".into())],
+            ..Default::default()
+        },
+    )
+    .await
 }
 
 /// Removes what an earlier (perhaps interrupted) demo left: its plans (molt, already running,
@@ -305,72 +169,34 @@ pub async fn create_pool(client: &Client, count: usize) -> Result<Vec<String>> {
     Ok(names)
 }
 
-fn container(name: &str, image: &str, port: i32, cpu: &str, memory: &str) -> Value {
-    json!({
-        "name": name,
-        "image": image,
-        "ports": [{ "containerPort": port }],
-        "readinessProbe": {
-            "httpGet": { "path": "/healthz", "port": port },
-            "periodSeconds": 5,
-            "failureThreshold": 3
-        },
-        "livenessProbe": {
-            "httpGet": { "path": "/healthz", "port": port },
-            "periodSeconds": 10
-        },
-        "resources": {
-            "requests": { "cpu": cpu, "memory": memory },
-            "limits": { "memory": memory }
-        }
-    })
+fn container(name: &str, image: &str, port: i32, cpu: &str, memory: &str) -> Container {
+    Container::new(name, image)
+        .port(port, None)
+        .readiness(5, Some(3))
+        .liveness(10)
+        .requests(cpu, memory)
+        .memory_limit()
 }
 
-fn deployment(name: &str, image: &str, replicas: i32) -> Value {
-    json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": { "name": name, "namespace": NAMESPACE, "labels": { "app": name } },
-        "spec": {
-            "replicas": replicas,
-            "selector": { "matchLabels": { "app": name } },
-            "strategy": { "rollingUpdate": { "maxUnavailable": 0, "maxSurge": 1 } },
-            "template": {
-                "metadata": { "labels": { "app": name } },
-                "spec": {
-                    "nodeSelector": { POOL.0: POOL.1 },
-                    "topologySpreadConstraints": [{
-                        "maxSkew": 1,
-                        "topologyKey": "kubernetes.io/hostname",
-                        "whenUnsatisfiable": "ScheduleAnyway",
-                        "labelSelector": { "matchLabels": { "app": name } }
-                    }],
-                    "terminationGracePeriodSeconds": 10,
-                    "containers": [container(name, image, 8080, "250m", "256Mi")]
-                }
-            }
-        }
-    })
-}
-
-fn pdb(app: &str, budget: Budget) -> Value {
-    let rule = match budget {
-        Budget::MinAvailable(n) => json!({ "minAvailable": n }),
-        Budget::MaxUnavailable(n) => json!({ "maxUnavailable": n }),
-    };
-    let mut spec = json!({ "selector": { "matchLabels": { "app": app } } });
-    if let (Some(spec), Some(rule)) = (spec.as_object_mut(), rule.as_object()) {
-        spec.extend(rule.clone());
-    }
-    json!({
-        "apiVersion": "policy/v1",
-        "kind": "PodDisruptionBudget",
-        "metadata": { "name": format!("{app}-pdb"), "namespace": NAMESPACE },
-        "spec": spec
-    })
+fn deployment(name: &str, image: &str, replicas: i32) -> Result<Deployment> {
+    let pool = BTreeMap::from([(POOL.0.to_string(), POOL.1.to_string())]);
+    DeploymentBuilder::new(name, replicas, &pool)
+        .namespace(NAMESPACE)
+        .surge()
+        .spread_loosely()
+        .grace_seconds(10)
+        .container(container(name, image, 8080, "250m", "256Mi"))
+        .build()
 }
 
 fn daemonset() -> Value {
+    let agent = container(
+        DAEMONSET,
+        "quay.io/prometheus/node-exporter:v1.8.2",
+        9100,
+        "50m",
+        "64Mi",
+    );
     json!({
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
@@ -381,17 +207,18 @@ fn daemonset() -> Value {
                 "metadata": { "labels": { "app": DAEMONSET } },
                 "spec": {
                     "nodeSelector": { POOL.0: POOL.1 },
-                    "containers": [container(DAEMONSET, "quay.io/prometheus/node-exporter:v1.8.2", 9100, "50m", "64Mi")]
+                    "containers": [agent.to_json()]
                 }
             }
         }
     })
 }
 
-async fn apply<K>(api: &Api<K>, object: Value) -> Result<()>
+async fn apply<K>(api: &Api<K>, object: impl serde::Serialize) -> Result<()>
 where
     K: kube::Resource + Clone + std::fmt::Debug + DeserializeOwned + serde::Serialize,
 {
+    let object = serde_json::to_value(object)?;
     let name = object["metadata"]["name"]
         .as_str()
         .unwrap_or_default()
@@ -425,8 +252,8 @@ pub async fn create_workloads(client: &Client) -> Result<()> {
     })
     .await?;
     for (name, image, replicas, budget) in DEPLOYMENTS {
-        apply(&deployments, deployment(name, image, replicas)).await?;
-        apply(&pdbs, pdb(name, budget)).await?;
+        apply(&deployments, deployment(name, image, replicas)?).await?;
+        apply(&pdbs, pdb(&format!("{name}-pdb"), name, budget)?).await?;
     }
     apply(&daemonsets, daemonset()).await?;
     Ok(())
@@ -509,16 +336,10 @@ pub async fn pool_nodes(client: &Client) -> Result<Vec<NodeRow>> {
         .filter(|n| n.metadata.deletion_timestamp.is_none())
         .map(|n| NodeRow {
             name: n.name_any(),
-            image: n
-                .annotations()
-                .get("molt.dev/image")
-                .cloned()
-                .unwrap_or_else(|| "(original)".into()),
-            cordoned: n
-                .spec
-                .as_ref()
-                .and_then(|s| s.unschedulable)
-                .unwrap_or(false),
+            image: annotation(&n, "molt.dev/image")
+                .unwrap_or("(original)")
+                .to_string(),
+            cordoned: is_unschedulable(&n),
             ready: is_node_ready(&n),
             pods: counts.get(&n.name_any()).copied().unwrap_or(0),
         })

@@ -1,0 +1,157 @@
+//! Reading and changing plain Kubernetes objects: node and pod conditions, marks, taints and
+//! listings.
+
+use anyhow::{Context, Result};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+use crate::FAULT_ANNOTATION;
+
+/// Status of a node's Ready condition ("True", "False", "Unknown"), if any.
+pub fn node_ready_status(node: &Node) -> Option<&str> {
+    node.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| c.status.as_str())
+}
+
+pub fn is_node_ready(node: &Node) -> bool {
+    node_ready_status(node) == Some("True")
+}
+
+/// Taint the node lifecycle controller keeps on nodes whose Ready condition is False.
+pub const NOT_READY_TAINT: &str = "node.kubernetes.io/not-ready";
+
+pub fn has_taint(node: &Node, key: &str) -> bool {
+    node.spec
+        .as_ref()
+        .and_then(|s| s.taints.as_ref())
+        .is_some_and(|t| t.iter().any(|t| t.key == key))
+}
+
+/// The not-ready NoSchedule taint as set by the node lifecycle controller
+/// (with a timeAdded; the copy admission puts on new nodes has none).
+pub fn has_controller_not_ready_taint(node: &Node) -> bool {
+    node.spec
+        .as_ref()
+        .and_then(|s| s.taints.as_ref())
+        .is_some_and(|t| {
+            t.iter().any(|t| {
+                t.key == NOT_READY_TAINT && t.effect == "NoSchedule" && t.time_added.is_some()
+            })
+        })
+}
+
+/// Status of a pod condition ("True", "False"), if present.
+pub fn pod_condition<'a>(pod: &'a Pod, type_: &str) -> Option<&'a str> {
+    pod.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| c.status.as_str())
+}
+
+pub fn is_pod_ready(pod: &Pod) -> bool {
+    pod_condition(pod, "Ready") == Some("True")
+}
+
+pub fn pod_phase(pod: &Pod) -> Option<&str> {
+    pod.status.as_ref()?.phase.as_deref()
+}
+
+pub fn pod_node(pod: &Pod) -> Option<&str> {
+    pod.spec.as_ref()?.node_name.as_deref()
+}
+
+/// Sum of the restart counts of the pod's containers.
+pub fn pod_restarts(pod: &Pod) -> i32 {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .map(|cs| cs.iter().map(|c| c.restart_count).sum())
+        .unwrap_or(0)
+}
+
+/// The live (not terminating) pods matching a label selector.
+pub async fn live_pods(api: &Api<Pod>, selector: &str) -> Result<Vec<Pod>, String> {
+    let pods = api
+        .list(&ListParams::default().labels(selector))
+        .await
+        .map_err(|e| format!("listing pods {selector}: {e}"))?;
+    Ok(pods
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .collect())
+}
+
+/// One line per pod: name, node, phase, Ready, restarts, fault annotation.
+pub fn describe_pods(pods: &[Pod]) -> String {
+    pods.iter()
+        .map(|p| {
+            format!(
+                "{} node={} phase={} ready={} restarts={} fault={}",
+                p.name_any(),
+                pod_node(p).unwrap_or("-"),
+                pod_phase(p).unwrap_or("-"),
+                pod_condition(p, "Ready").unwrap_or("-"),
+                pod_restarts(p),
+                p.annotations()
+                    .get(FAULT_ANNOTATION)
+                    .map(String::as_str)
+                    .unwrap_or("-"),
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Node names and labels of the nodes matching a label selector.
+pub async fn nodes_matching(client: Client, selector: &str) -> Result<Vec<Node>> {
+    let nodes: Api<Node> = Api::all(client);
+    Ok(nodes
+        .list(&ListParams::default().labels(selector))
+        .await
+        .with_context(|| format!("listing nodes {selector}"))?
+        .items)
+}
+
+pub fn is_unschedulable(node: &Node) -> bool {
+    node.spec
+        .as_ref()
+        .and_then(|s| s.unschedulable)
+        .unwrap_or(false)
+}
+
+pub fn label<'a>(node: &'a Node, key: &str) -> Option<&'a str> {
+    node.labels().get(key).map(String::as_str)
+}
+
+pub fn annotation<'a>(node: &'a Node, key: &str) -> Option<&'a str> {
+    node.annotations().get(key).map(String::as_str)
+}
+
+/// Cordons a node the way a person does (`kubectl cordon`): no molt mark.
+pub async fn cordon_by_hand(client: Client, node: &str) -> Result<()> {
+    set_unschedulable(client, node, true).await
+}
+
+pub async fn set_unschedulable(client: Client, node: &str, value: bool) -> Result<()> {
+    let nodes: Api<Node> = Api::all(client);
+    nodes
+        .patch(
+            node,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"unschedulable": value}})),
+        )
+        .await
+        .with_context(|| format!("setting unschedulable={value} on {node}"))?;
+    Ok(())
+}
