@@ -1,0 +1,217 @@
+//! Cordon and drain a batch's old nodes, bounded by `drain.timeout`.
+
+use crate::api::condition::reasons;
+use crate::api::{BatchPhase, DisplacedWorkload};
+use crate::engine::action::{Action, EventType};
+use crate::engine::health;
+use crate::engine::settings::Settings;
+use crate::engine::{RETRY, Step, drain};
+use std::collections::BTreeSet;
+
+impl Step<'_> {
+    /// Provisioning → Draining: record the pre-drain ready counts, then cordon and evict.
+    pub(crate) fn start_drain(&mut self, settings: &Settings, i: usize) {
+        let label = self.batch_label(i);
+        if settings.paused {
+            self.say(
+                reasons::PAUSED,
+                format!("{label}: new nodes Ready; old nodes not cordoned while paused"),
+            );
+            return;
+        }
+        let old: Vec<String> = self.status.batches[i].old_nodes.clone();
+        let unobserved: Vec<&String> = old
+            .iter()
+            .filter(|n| {
+                self.observed.node(n).is_some() && !self.observed.pods_observed_on.contains(*n)
+            })
+            .collect();
+        if !unobserved.is_empty() {
+            let list: Vec<&str> = unobserved.iter().map(|s| s.as_str()).collect();
+            self.say(
+                reasons::OBSERVING,
+                format!(
+                    "{label}: waiting to observe the pods on {}",
+                    list.join(", ")
+                ),
+            );
+            self.requeue_within(RETRY);
+            return;
+        }
+        // Cordon only nodes this plan is seen to own: a claim that lost a race to another plan
+        // (the shell's claim is conditional) must not be cordoned by both.
+        let me = self.name();
+        let unclaimed: Vec<&String> = old
+            .iter()
+            .filter(|n| {
+                self.observed
+                    .node(n)
+                    .is_some_and(|v| v.claimed_by() != Some(me.as_str()))
+            })
+            .collect();
+        if !unclaimed.is_empty() {
+            let names: Vec<&str> = unclaimed.iter().map(|s| s.as_str()).collect();
+            let elsewhere = self.claimed_elsewhere(&names);
+            for (node, owner) in &elsewhere {
+                self.blockers.push(crate::api::Blocker {
+                    node: node.clone(),
+                    pod: None,
+                    reason: format!("node {node} belongs to plan {owner}, which is still active"),
+                });
+            }
+            let free: Vec<String> = unclaimed
+                .iter()
+                .filter(|n| !elsewhere.iter().any(|(e, _)| e == **n))
+                .map(|n| n.to_string())
+                .collect();
+            self.claim(&free);
+            self.say(
+                reasons::CLAIMED_BY_ANOTHER_PLAN,
+                format!(
+                    "{label}: waiting to own {} before cordoning",
+                    names.join(", ")
+                ),
+            );
+            self.requeue_within(RETRY);
+            return;
+        }
+        let mut displaced: BTreeSet<DisplacedWorkload> = BTreeSet::new();
+        for node in &old {
+            let view = self.observed.node(node);
+            for pod in self.observed.pods_on(node) {
+                if !matches!(
+                    drain::classify(pod, view, settings),
+                    drain::Disposition::Evict { .. }
+                ) {
+                    continue;
+                }
+                // Only workloads whose pods the gate watches (health selectors) gate the batch.
+                if !health::counts(pod, self.observed, &self.plan.spec.health) {
+                    continue;
+                }
+                if let Some(w) = pod
+                    .controller
+                    .as_ref()
+                    .and_then(|c| self.observed.workload(c))
+                {
+                    displaced.insert(DisplacedWorkload {
+                        workload: w.workload.clone(),
+                        ready_before: w.ready,
+                    });
+                }
+            }
+        }
+        let now = self.now_time();
+        let batch = &mut self.status.batches[i];
+        batch.displaced = displaced.into_iter().take(100).collect();
+        batch.drain_started_at = Some(now);
+        batch.phase = BatchPhase::Draining;
+        self.event(
+            EventType::Normal,
+            reasons::DRAINING,
+            format!("{label}: cordoning and draining {}", old.join(", ")),
+        );
+        self.draining(settings, i);
+    }
+
+    /// Cordon the batch's old nodes (idempotently) and evict the next slice of pods.
+    pub(crate) fn draining(&mut self, settings: &Settings, i: usize) {
+        let label = self.batch_label(i);
+        let batch = self.status.batches[i].clone();
+        if !settings.paused {
+            for name in &batch.old_nodes {
+                if let Some(n) = self.observed.node(name)
+                    && !n.unschedulable
+                    && !n.is_control_plane()
+                {
+                    self.actions.push(Action::Cordon { node: name.clone() });
+                }
+            }
+        }
+        let progress = drain::plan(&batch.old_nodes, self.observed, settings, !settings.paused);
+        let was_blocked = !self.status.blockers.is_empty();
+        self.actions.extend(progress.evictions.iter().cloned());
+        self.blockers.extend(progress.blockers.iter().cloned());
+        if progress.complete() {
+            let now = self.now_time();
+            let b = &mut self.status.batches[i];
+            b.drain_completed_at = Some(now);
+            b.phase = BatchPhase::Soaking;
+            b.soak_started_at = None;
+            self.event(
+                EventType::Normal,
+                reasons::DRAIN_COMPLETED,
+                format!("{label}: {} drained", batch.old_nodes.join(", ")),
+            );
+            let gate = self.evaluate_gate(settings);
+            self.record_health(&gate);
+            return self.soaking(settings, i, &gate);
+        }
+        let started = batch.drain_started_at.as_ref().map_or(self.now, |t| t.0);
+        let deadline = health::add(started, settings.drain_timeout);
+        let blockers: Vec<String> = progress
+            .blockers
+            .iter()
+            .take(3)
+            .map(|b| b.reason.clone())
+            .collect();
+        // While paused molt itself holds the drain back, so the timeout does not run out; the
+        // drain clock starts again when the pause ends.
+        if self.now >= deadline && !settings.paused {
+            let message = format!(
+                "{label}: the drain of {} did not finish within {} (drain.timeout); {} pods left{}",
+                batch.old_nodes.join(", "),
+                health::human(settings.drain_timeout),
+                progress.remaining,
+                if blockers.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {}", blockers.join("; "))
+                }
+            );
+            return self.stop(
+                settings,
+                settings.on_timeout.into(),
+                reasons::DRAIN_TIMEOUT,
+                message,
+            );
+        }
+        self.requeue_at(deadline);
+        if !progress.blockers.is_empty()
+            || progress.terminating > 0
+            || !progress.evictions.is_empty()
+        {
+            self.requeue_within(RETRY);
+        }
+        if !was_blocked && !progress.blockers.is_empty() {
+            let reason = if progress.blocked_by_pdb {
+                reasons::DRAIN_BLOCKED_BY_PDB
+            } else {
+                reasons::DRAIN_BLOCKED_BY_POD
+            };
+            self.event(
+                EventType::Warning,
+                reason,
+                format!("{label}: {}", blockers.join("; ")),
+            );
+        }
+        let mut msg = format!(
+            "{label}: draining {}: {} pods to go ({} terminating, {} evictions issued now)",
+            batch.old_nodes.join(", "),
+            progress.remaining,
+            progress.terminating,
+            progress.evictions.len()
+        );
+        if !blockers.is_empty() {
+            msg.push_str(&format!("; blocked: {}", blockers.join("; ")));
+        }
+        if !progress.unobserved.is_empty() {
+            msg.push_str(&format!(
+                "; waiting to observe the pods on {}",
+                progress.unobserved.join(", ")
+            ));
+            self.requeue_within(RETRY);
+        }
+        self.say(reasons::DRAINING, msg);
+    }
+}

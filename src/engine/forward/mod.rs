@@ -1,0 +1,274 @@
+//! Rolling forward: start, batches (provision → cordon and drain → soak → advance), completion.
+//!
+//! One file per stage: [`start`], [`provision`], [`drain`], [`soak`]; here the step forward
+//! that dispatches on the batch's phase, the gate trip and the one door to a stop.
+
+mod drain;
+mod provision;
+mod soak;
+mod start;
+
+use super::action::{Action, EventType};
+use super::health::{self, Gate, MAX_LISTED};
+use super::settings::Settings;
+use super::{Step, scope, slots};
+use crate::api::condition::reasons;
+use crate::api::{
+    BatchPhase, DrainTimeoutPolicy, Failure, FailurePolicy, HealthStatus, Phase, Verdict,
+};
+use std::collections::BTreeSet;
+
+/// Why the plan stops going forward, and how.
+pub(crate) enum Stop {
+    Halt,
+    Rollback,
+}
+
+impl From<FailurePolicy> for Stop {
+    fn from(p: FailurePolicy) -> Self {
+        match p {
+            FailurePolicy::Halt => Stop::Halt,
+            FailurePolicy::Rollback => Stop::Rollback,
+        }
+    }
+}
+
+impl From<DrainTimeoutPolicy> for Stop {
+    fn from(p: DrainTimeoutPolicy) -> Self {
+        match p {
+            DrainTimeoutPolicy::Halt => Stop::Halt,
+            DrainTimeoutPolicy::Rollback => Stop::Rollback,
+        }
+    }
+}
+
+impl Step<'_> {
+    /// Nodes claimed by another active plan, among `names`.
+    pub(crate) fn claimed_elsewhere(&self, names: &[&str]) -> Vec<(String, String)> {
+        let me = self.name();
+        names
+            .iter()
+            .filter_map(|n| self.observed.node(n))
+            .filter_map(|n| n.claimed_by().map(|c| (n.name.clone(), c.to_string())))
+            .filter(|(_, owner)| {
+                *owner != me
+                    && self
+                        .observed
+                        .other_plans
+                        .get(owner)
+                        .copied()
+                        .unwrap_or(false)
+            })
+            .collect()
+    }
+
+    /// Claim the nodes in `names` that are not yet this plan's.
+    pub(crate) fn claim(&mut self, names: &[String]) {
+        let me = self.name();
+        for name in names {
+            if let Some(n) = self.observed.node(name)
+                && n.claimed_by() != Some(me.as_str())
+            {
+                self.actions.push(Action::Claim { node: name.clone() });
+            }
+        }
+    }
+
+    /// One step forward, from wherever the plan is.
+    pub(crate) fn forward(&mut self, settings: &Settings) {
+        if self.phase() == Phase::Paused && !settings.paused {
+            // The pause was the person's time, not the batch's.
+            self.restart_clocks(false);
+        }
+        if settings.paused {
+            // A node request held back by the pause has not been made: its clock has not started.
+            let now = self.now_time();
+            let observed = self.observed;
+            if let Some(b) = self.status.batches.last_mut()
+                && b.phase == BatchPhase::Provisioning
+                && b.new_nodes.iter().any(|s| {
+                    !slots::requested(observed, s) && slots::node(observed, b, s).is_none()
+                })
+            {
+                b.provisioned_at = Some(now);
+            }
+        }
+        self.set_phase(Phase::Progressing);
+        let gate = self.evaluate_gate(settings);
+        self.record_health(&gate);
+        if gate.verdict == Verdict::Unhealthy && self.status.point_of_no_return_at.is_none() {
+            let reason = if gate
+                .failures
+                .iter()
+                .any(|f| f.pod.is_empty() && !f.node.is_empty())
+            {
+                reasons::NODE_FAILED
+            } else {
+                reasons::HEALTH_GATE_FAILED
+            };
+            return self.stop(
+                settings,
+                settings.on_failure.into(),
+                reason,
+                gate.describe(),
+            );
+        }
+        if let Some(at) = gate.next_deadline {
+            self.requeue_at(at);
+        }
+        // A claim lost between the status write and its action (a crash) is made again, so the
+        // pool stays this plan's for as long as the plan runs.
+        let old: Vec<&str> = scope::old_nodes(self.plan, self.observed)
+            .into_iter()
+            .map(|n| n.name.as_str())
+            .collect();
+        let elsewhere: BTreeSet<String> = self
+            .claimed_elsewhere(&old)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        let mine: Vec<String> = old
+            .into_iter()
+            .filter(|n| !elsewhere.contains(*n))
+            .map(String::from)
+            .collect();
+        self.claim(&mine);
+        match self
+            .status
+            .batches
+            .iter()
+            .rposition(|b| b.phase != BatchPhase::Completed)
+        {
+            Some(i) => match self.status.batches[i].phase {
+                BatchPhase::Provisioning => self.provisioning(settings, i),
+                BatchPhase::Draining => self.draining(settings, i),
+                BatchPhase::Soaking => self.soaking(settings, i, &gate),
+                BatchPhase::RemovingOldNodes => self.removing(settings, i),
+                BatchPhase::Completed | BatchPhase::RolledBack => self.next_batch(settings),
+            },
+            None => self.next_batch(settings),
+        }
+        if settings.paused && self.phase() == Phase::Progressing {
+            self.set_phase(Phase::Paused);
+            self.message = format!("paused: {}", self.message);
+        }
+    }
+
+    pub(crate) fn record_health(&mut self, gate: &Gate) {
+        let mut unhealthy: Vec<_> = gate
+            .failures
+            .iter()
+            .chain(&gate.unhealthy_pods)
+            .cloned()
+            .collect();
+        let count = unhealthy.len() as u32;
+        unhealthy.truncate(MAX_LISTED);
+        let mut waiting = gate.waiting_for.clone();
+        waiting.truncate(MAX_LISTED);
+        self.status.health = Some(HealthStatus {
+            verdict: gate.verdict,
+            tracked_pods: gate.tracked,
+            tolerated_unhealthy: gate.tolerated,
+            unhealthy,
+            unhealthy_count: count,
+            waiting_for: waiting,
+        });
+    }
+
+    /// Stop going forward: halt in place or roll back. Forward actions planned in this step are
+    /// dropped, so nothing toward the target follows the decision.
+    pub(crate) fn stop(
+        &mut self,
+        settings: &Settings,
+        how: Stop,
+        reason: &'static str,
+        message: String,
+    ) {
+        self.actions
+            .retain(|a| matches!(a, Action::Release { .. } | Action::Uncordon { .. }));
+        let batch = self
+            .status
+            .batches
+            .iter()
+            .rposition(|b| b.phase != BatchPhase::Completed)
+            .map(|i| i as u32);
+        self.status.failure = Some(Failure {
+            reason: reason.into(),
+            message: message.clone(),
+            at: self.now_time(),
+            batch,
+        });
+        self.event(EventType::Warning, reason, message.clone());
+        match how {
+            Stop::Halt => {
+                self.set_phase(Phase::Halted);
+                self.status.stopped_generation = Some(self.generation());
+                self.event(
+                    EventType::Warning,
+                    reasons::HALTED,
+                    "halted: nodes stay as they are; change the spec to resume, or delete the plan to uncordon",
+                );
+                self.say(reasons::HALTED, format!("halted: {message}"));
+            }
+            Stop::Rollback => {
+                self.set_phase(Phase::RollingBack);
+                self.event(
+                    EventType::Warning,
+                    reasons::ROLLBACK_STARTED,
+                    format!("rolling back: {message}; old nodes are uncordoned first"),
+                );
+                self.rollback(settings);
+            }
+        }
+    }
+
+    pub(crate) fn batch_label(&self, i: usize) -> String {
+        format!(
+            "batch {}/{}",
+            i + 1,
+            self.status.summary.batches.max(i as u32 + 1)
+        )
+    }
+
+    /// The health gate over the batches recorded so far.
+    pub(crate) fn evaluate_gate(&self, settings: &Settings) -> Gate {
+        health::evaluate(
+            settings,
+            &self.plan.spec.health,
+            self.observed,
+            &self.status.batches,
+            self.now,
+        )
+    }
+
+    /// Recompute counts from the batches and the pool.
+    pub(crate) fn update_summary(&mut self, settings: &Settings) {
+        let taken: u32 = self
+            .status
+            .batches
+            .iter()
+            .map(|b| b.old_nodes.len() as u32)
+            .sum();
+        let untaken = scope::untaken(self.plan, self.observed, &self.status.batches).len() as u32;
+        let s = &mut self.status.summary;
+        s.nodes = taken + untaken;
+        s.updated = self
+            .status
+            .batches
+            .iter()
+            .filter(|b| b.phase == BatchPhase::Completed)
+            .map(|b| b.old_nodes.len() as u32)
+            .sum();
+        let done = self.status.batches.len() as u32;
+        let k = settings.batch_size_for(s.nodes.max(1));
+        let more = if done == 0 {
+            settings.batches_for(untaken)
+        } else {
+            untaken.div_ceil(k)
+        };
+        s.batches = done + more;
+        s.current_batch = done;
+        s.progress = format!("{}/{}", s.updated, s.nodes);
+        s.batch = format!("{}/{}", s.current_batch, s.batches);
+    }
+}
