@@ -670,6 +670,25 @@ pub struct Blocker {
     pub pod: Option<String>,
     /// What blocks, in words a person can act on.
     pub reason: String,
+    /// What kind of thing blocks: conditions and Events are derived from it, never from the words.
+    #[serde(default)]
+    pub kind: BlockerKind,
+}
+
+/// What kind of thing blocks progress.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum BlockerKind {
+    /// A PodDisruptionBudget allows no disruption now (molt's own check, or the API server's 429).
+    #[serde(rename = "PDB")]
+    Pdb,
+    /// A pod the drain rules refuse to evict (unmanaged, emptyDir, several PDBs…). Statuses
+    /// written before kinds existed read as this; blockers are recomputed on every decision.
+    #[default]
+    DrainRule,
+    /// The node belongs to another active plan.
+    OtherPlan,
+    /// The API server refused the eviction for another reason.
+    EvictionRefused,
 }
 
 /// Why the plan stopped.

@@ -11,7 +11,7 @@ use super::action::Action;
 use super::observed::{EvictionOutcome, NodeView, Observed, PdbView, PodPhase, PodView};
 use super::selector;
 use super::settings::Settings;
-use crate::api::{Blocker, UnmanagedPodPolicy};
+use crate::api::{Blocker, BlockerKind, UnmanagedPodPolicy};
 use std::collections::BTreeMap;
 
 /// Evictions issued per look at the cluster: the drain advances in bounded slices.
@@ -152,6 +152,7 @@ pub fn plan(nodes: &[String], observed: &Observed, rules: &Settings, evict: bool
                         node: node_name.clone(),
                         pod: Some(pod.key()),
                         reason: format!("pod {} {reason}", pod.key()),
+                        kind: BlockerKind::DrainRule,
                     });
                 }
                 Disposition::Evict { checks_pdb } => {
@@ -167,6 +168,7 @@ pub fn plan(nodes: &[String], observed: &Observed, rules: &Settings, evict: bool
                                 node: node_name.clone(),
                                 pod: Some(pod.key()),
                                 reason: format!("pod {}: {reason}", pod.key()),
+                                kind: BlockerKind::Pdb,
                             });
                             continue;
                         }
@@ -189,23 +191,30 @@ pub fn plan(nodes: &[String], observed: &Observed, rules: &Settings, evict: bool
                     if let Some(f) = observed.eviction_feedback.iter().find(|f| {
                         f.uid == pod.uid && f.namespace == pod.namespace && f.pod == pod.name
                     }) {
-                        let reason = match &f.outcome {
+                        let (reason, kind) = match &f.outcome {
                             EvictionOutcome::Blocked(msg) => {
                                 progress.blocked_by_pdb = true;
-                                format!(
-                                    "pod {}: the API server refused the eviction (a PDB blocks it): {msg}",
-                                    pod.key()
+                                (
+                                    format!(
+                                        "pod {}: the API server refused the eviction (a PDB blocks it): {msg}",
+                                        pod.key()
+                                    ),
+                                    BlockerKind::Pdb,
                                 )
                             }
-                            EvictionOutcome::Refused(msg) => format!(
-                                "pod {}: the API server refused the eviction: {msg}",
-                                pod.key()
+                            EvictionOutcome::Refused(msg) => (
+                                format!(
+                                    "pod {}: the API server refused the eviction: {msg}",
+                                    pod.key()
+                                ),
+                                BlockerKind::EvictionRefused,
                             ),
                         };
                         progress.blockers.push(Blocker {
                             node: node_name.clone(),
                             pod: Some(pod.key()),
                             reason,
+                            kind,
                         });
                     }
                     progress.evictions.push(Action::Evict {

@@ -6,7 +6,7 @@
 use super::health::MAX_LISTED;
 use super::{Action, Decision, RESYNC, Step};
 use crate::api::condition::{reasons, types};
-use crate::api::{NodeUpdatePlanStatus, Phase, Verdict};
+use crate::api::{BlockerKind, NodeUpdatePlanStatus, Phase, Verdict};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 /// Set condition `type_` in `conditions`, keeping `lastTransitionTime` when the status is unchanged.
@@ -55,6 +55,11 @@ pub fn condition<'a>(status: &'a NodeUpdatePlanStatus, type_: &str) -> Option<&'
 }
 
 impl Step<'_> {
+    /// Some blocker of the decision is of this kind.
+    fn blocked_by(&self, kind: BlockerKind) -> bool {
+        self.status.blockers.iter().any(|b| b.kind == kind)
+    }
+
     pub(crate) fn finish(mut self, _prev: &NodeUpdatePlanStatus) -> Decision {
         let generation = self.generation();
         let now = self.now_time();
@@ -183,14 +188,11 @@ impl Step<'_> {
         let blocked = !self.status.blockers.is_empty();
         let b_reason = if !blocked {
             reasons::NOT_APPLICABLE
-        } else if reason == reasons::CLAIMED_BY_ANOTHER_PLAN {
-            reasons::CLAIMED_BY_ANOTHER_PLAN
-        } else if self
-            .status
-            .blockers
-            .iter()
-            .any(|b| b.reason.contains("PDB"))
+        } else if reason == reasons::CLAIMED_BY_ANOTHER_PLAN
+            || self.blocked_by(BlockerKind::OtherPlan)
         {
+            reasons::CLAIMED_BY_ANOTHER_PLAN
+        } else if self.blocked_by(BlockerKind::Pdb) {
             reasons::DRAIN_BLOCKED_BY_PDB
         } else {
             reasons::DRAIN_BLOCKED_BY_POD

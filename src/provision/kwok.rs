@@ -9,9 +9,12 @@ use crate::engine::NewNode;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Node;
-use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
+
+/// The label a kubelet sets to its node's name.
+const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
 
 /// Annotation that hands a node to kwok.
 pub const KWOK_NODE_ANNOTATION: &str = "kwok.x-k8s.io/node";
@@ -39,7 +42,7 @@ pub fn node_object(n: &NewNode) -> Result<Node, serde_json::Error> {
         metadata["generateName"] = json!(format!("{}-", n.slot));
     } else {
         metadata["name"] = json!(n.name);
-        labels.insert("kubernetes.io/hostname".into(), n.name.clone());
+        labels.insert(HOSTNAME_LABEL.into(), n.name.clone());
     }
     labels.insert("type".into(), "kwok".into());
     let mut annotations = n.annotations.clone();
@@ -79,6 +82,18 @@ impl KwokProvisioner {
             .items)
     }
 
+    async fn label_hostname(&self, node: &Node) -> Result<(), ProvisionError> {
+        let name = kube::ResourceExt::name_any(node);
+        if kube::ResourceExt::labels(node).get(HOSTNAME_LABEL) == Some(&name) {
+            return Ok(());
+        }
+        let patch = json!({"metadata": {"labels": {HOSTNAME_LABEL: name}}});
+        self.nodes
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        Ok(())
+    }
+
     async fn delete(&self, name: &str) -> Result<(), ProvisionError> {
         match self.nodes.delete(name, &DeleteParams::default()).await {
             Ok(_) => Ok(()),
@@ -91,8 +106,18 @@ impl KwokProvisioner {
 impl Provider for KwokProvisioner {
     fn create<'a>(&'a self, node: &'a NewNode) -> BoxFuture<'a, Result<(), ProvisionError>> {
         async move {
-            if node.generate_name && !self.filling(&node.slot).await?.is_empty() {
-                return Ok(());
+            if node.generate_name {
+                // The name is the API server's; the hostname label a kubelet would set (and that
+                // topology spread and anti-affinity rely on) follows once it is known, also after
+                // a crash between the two calls.
+                let made = match self.filling(&node.slot).await?.into_iter().next() {
+                    Some(n) => n,
+                    None => {
+                        let object = node_object(node)?;
+                        self.nodes.create(&PostParams::default(), &object).await?
+                    }
+                };
+                return self.label_hostname(&made).await;
             }
             let object = node_object(node)?;
             match self.nodes.create(&PostParams::default(), &object).await {

@@ -57,6 +57,7 @@ impl Step<'_> {
                     node: node.clone(),
                     pod: None,
                     reason: format!("node {node} belongs to plan {owner}, which is still active"),
+                    kind: crate::api::BlockerKind::OtherPlan,
                 });
             }
             let free: Vec<String> = unclaimed

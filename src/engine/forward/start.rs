@@ -34,6 +34,7 @@ impl Step<'_> {
                     node: node.clone(),
                     pod: None,
                     reason: format!("node {node} belongs to plan {owner}, which is still active"),
+                    kind: crate::api::BlockerKind::OtherPlan,
                 });
             }
             let owners: BTreeSet<&str> = conflicts.iter().map(|(_, o)| o.as_str()).collect();

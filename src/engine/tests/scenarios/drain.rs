@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::api::condition::reasons;
-use crate::api::{BatchPhase, Blocker, DisplacedWorkload};
+use crate::api::{BatchPhase, Blocker, BlockerKind, DisplacedWorkload};
 use crate::engine::drain::EVICTIONS_PER_PASS;
 use crate::engine::observed::{EvictionFeedback, EvictionOutcome};
 
@@ -238,6 +238,7 @@ fn an_empty_dir_pod_blocks_its_node_unless_delete_empty_dir_data() {
             node: "old-0".into(),
             pod: Some("default/cache-0".into()),
             reason: "pod default/cache-0 uses an emptyDir volume; set drain.deleteEmptyDirData: true to evict it (its emptyDir data is lost)".into(),
+            kind: BlockerKind::DrainRule,
         }]
     );
     assert_cond(
@@ -350,7 +351,8 @@ fn a_pdb_that_allows_no_disruption_holds_the_pod_and_says_so_once() {
         [Blocker {
             node: "old-0".into(),
             pod: Some("default/web-0".into()),
-            reason: why.into()
+            reason: why.into(),
+            kind: BlockerKind::Pdb,
         }]
     );
     let c = assert_cond(
@@ -466,6 +468,7 @@ fn one_pass_spends_a_pdb_budget_only_once() {
             node: "old-0".into(),
             pod: Some("default/web-1".into()),
             reason: "pod default/web-1: PDB web-pdb allows 1 disruptions, taken by the 1 evictions just issued (needs 2 healthy, has 3)".into(),
+            kind: BlockerKind::Pdb,
         }]
     );
 }
