@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod properties;
+mod rivals;
 mod scenarios;
 pub(crate) mod sim;
 

@@ -83,6 +83,9 @@ pub struct Sim {
     pub deleted: bool,
     /// The provider names new nodes itself (`<slot>-<n>`), as Cluster API and Karpenter do.
     pub generated_names: bool,
+    /// A second plan over the same cluster, with the generation of its stop decision; it runs
+    /// through the same engine when [`Sim::reconcile_rival`] swaps it in.
+    pub rival: Option<(NodeUpdatePlan, Option<i64>)>,
 }
 
 impl Sim {
@@ -134,6 +137,7 @@ impl Sim {
             observe_in_flight_only: true,
             deleted: false,
             generated_names: false,
+            rival: None,
         };
         for n in &sim.nodes {
             sim.created.insert(n.name.clone(), start);
@@ -237,7 +241,14 @@ impl Sim {
             pdbs,
             workloads,
             namespaces: [("default".to_string(), BTreeMap::new())].into(),
-            other_plans: BTreeMap::new(),
+            other_plans: self
+                .rival
+                .iter()
+                .map(|(r, _)| {
+                    let name = r.metadata.name.clone().unwrap_or_default();
+                    (name, crate::engine::claims::holds(r, &self.plan))
+                })
+                .collect(),
             eviction_feedback: self.feedback.clone(),
             slots: crate::engine::slots::from_labels(&self.nodes),
         }
@@ -268,6 +279,32 @@ impl Sim {
                     && p.deleting_since.is_none()
             })
             .count() as i32
+    }
+
+    /// Reconcile the second plan instead (the same controller, another object).
+    pub fn reconcile_rival(&mut self, how: Reconcile) -> Option<Decision> {
+        self.swap_rival()?;
+        let d = self.reconcile(how);
+        self.swap_rival();
+        Some(d)
+    }
+
+    fn swap_rival(&mut self) -> Option<()> {
+        let (plan, stopped) = self.rival.as_mut()?;
+        std::mem::swap(&mut self.plan, plan);
+        std::mem::swap(&mut self.stopped_in, stopped);
+        Some(())
+    }
+
+    /// The node is claimed by a plan other than the one reconciled now, and that claim holds.
+    fn held_elsewhere(&self, node: &str) -> Option<String> {
+        let me = self.plan.metadata.name.clone().unwrap_or_default();
+        let owner = self.node(node)?.claimed_by()?.to_string();
+        let holds = self.rival.as_ref().is_some_and(|(r, _)| {
+            r.metadata.name.as_deref() == Some(owner.as_str())
+                && crate::engine::claims::holds(r, &self.plan)
+        });
+        (owner != me && holds).then_some(owner)
     }
 
     /// Ask the engine and carry out its decision as `how` says.
@@ -450,11 +487,26 @@ impl Sim {
     /// Carry out one action as the shell and the API server would.
     pub fn execute(&mut self, a: &Action) {
         let me = self.plan.metadata.name.clone().unwrap_or_default();
+        // Ownership: no plan touches a node another plan holds.
+        if matches!(
+            a,
+            Action::Cordon { .. }
+                | Action::Evict { .. }
+                | Action::RemoveNode { .. }
+                | Action::RemoveSlot { .. }
+        ) && let Some(owner) = a.node().and_then(|n| self.held_elsewhere(n))
+        {
+            self.violation(format!("ownership: {me} did {a:?} on a node {owner} holds"));
+        }
         let stopped = self.stopped_in.is_some()
             && self.stopped_in == self.plan.metadata.generation
             && !self.deleted;
         match a {
             Action::Claim { node } => {
+                // A compare-and-set, as the shell does: a claim another plan holds stays.
+                if self.held_elsewhere(node).is_some() {
+                    return;
+                }
                 if let Some(n) = self.node_mut(node) {
                     n.annotations.insert(keys::CLAIMED_BY_ANNOTATION.into(), me);
                 }
