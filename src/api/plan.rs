@@ -104,8 +104,8 @@ pub struct NodeUpdatePlanSpec {
 
     /// What to do when the health gate fails or a new node fails: `Rollback` (default) puts the
     /// cluster back on the old nodes; `Halt` stops where it is for a person to look.
-    #[serde(default)]
-    pub on_failure: FailurePolicy,
+    #[serde(default = "StopPolicy::rollback")]
+    pub on_failure: StopPolicy,
 
     /// Stops new actions at a safe point: no new batch, no provisioning, no new eviction.
     /// The health gate keeps watching while paused.
@@ -233,8 +233,8 @@ pub struct DrainSpec {
 
     /// What happens when a drain outlives `timeout` (usually a PodDisruptionBudget that allows no
     /// disruption): `Halt` (default) or `Rollback`. molt never force-deletes pods.
-    #[serde(default)]
-    pub on_timeout: DrainTimeoutPolicy,
+    #[serde(default = "StopPolicy::halt")]
+    pub on_timeout: StopPolicy,
 }
 
 impl Default for DrainSpec {
@@ -244,7 +244,7 @@ impl Default for DrainSpec {
             grace_period_seconds: None,
             delete_empty_dir_data: true,
             unmanaged_pods: UnmanagedPodPolicy::default(),
-            on_timeout: DrainTimeoutPolicy::default(),
+            on_timeout: StopPolicy::halt(),
         }
     }
 }
@@ -259,24 +259,26 @@ pub enum UnmanagedPodPolicy {
     Evict,
 }
 
-/// What to do when a drain times out.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum DrainTimeoutPolicy {
+/// How a plan stops going forward: halt where it is, or roll back. One type for every stop
+/// (`onFailure`, `drain.onTimeout`); each field keeps its own default.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopPolicy {
     /// Stop where it is: nodes stay as they are for a person to look.
-    #[default]
     Halt,
-    /// Put the cluster back on the old nodes.
+    /// Put the cluster back on the old nodes: uncordon them, drain and remove the new ones.
     Rollback,
 }
 
-/// What to do when the health gate or a new node fails.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum FailurePolicy {
-    /// Uncordon the old nodes, drain and remove the new ones.
-    #[default]
-    Rollback,
-    /// Stop where it is: nodes stay as they are for a person to look.
-    Halt,
+impl StopPolicy {
+    /// The default of `drain.onTimeout`: a stuck drain waits for a person.
+    pub fn halt() -> Self {
+        StopPolicy::Halt
+    }
+
+    /// The default of `onFailure`: a bad image is rolled back.
+    pub fn rollback() -> Self {
+        StopPolicy::Rollback
+    }
 }
 
 /// The health gate: which pods count and how much trouble is tolerated.

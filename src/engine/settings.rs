@@ -3,7 +3,7 @@
 //! Admission already rejects bad specs; this re-checks them, because what slips through (an old
 //! CRD, a disabled validation) must become a `Failed` plan with a reason, never a panic or a stall.
 
-use crate::api::{DrainTimeoutPolicy, FailurePolicy, NodeUpdatePlanSpec, UnmanagedPodPolicy};
+use crate::api::{NodeUpdatePlanSpec, StopPolicy, UnmanagedPodPolicy};
 use crate::engine::selector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::time::Duration;
@@ -85,13 +85,13 @@ pub struct Settings {
     pub grace_period_seconds: Option<i64>,
     pub delete_empty_dir_data: bool,
     pub unmanaged_pods: UnmanagedPodPolicy,
-    pub on_timeout: DrainTimeoutPolicy,
+    pub on_timeout: StopPolicy,
     pub ready_timeout: Duration,
     pub max_restarts: i32,
     pub max_unhealthy: Amount,
     pub node_ready_timeout: Duration,
     pub soak: Duration,
-    pub on_failure: FailurePolicy,
+    pub on_failure: StopPolicy,
     pub paused: bool,
 }
 
@@ -236,13 +236,13 @@ mod tests {
             grace_period_seconds: None,
             delete_empty_dir_data: true,
             unmanaged_pods: UnmanagedPodPolicy::Block,
-            on_timeout: DrainTimeoutPolicy::Halt,
+            on_timeout: StopPolicy::Halt,
             ready_timeout: Duration::from_secs(1),
             max_restarts: 3,
             max_unhealthy: Amount::Percent(10),
             node_ready_timeout: Duration::from_secs(1),
             soak: Duration::ZERO,
-            on_failure: FailurePolicy::Rollback,
+            on_failure: StopPolicy::Rollback,
             paused: false,
         }
     }

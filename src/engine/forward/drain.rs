@@ -172,7 +172,7 @@ impl Step<'_> {
             );
             return self.stop(
                 settings,
-                settings.on_timeout.into(),
+                settings.on_timeout,
                 reasons::DRAIN_TIMEOUT,
                 message,
             );

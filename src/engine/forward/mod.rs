@@ -13,34 +13,8 @@ use super::health::{self, Gate, MAX_LISTED};
 use super::settings::Settings;
 use super::{Step, scope, slots};
 use crate::api::condition::reasons;
-use crate::api::{
-    BatchPhase, DrainTimeoutPolicy, Failure, FailurePolicy, HealthStatus, Phase, Verdict,
-};
+use crate::api::{BatchPhase, Failure, HealthStatus, Phase, StopPolicy, Verdict};
 use std::collections::BTreeSet;
-
-/// Why the plan stops going forward, and how.
-pub(crate) enum Stop {
-    Halt,
-    Rollback,
-}
-
-impl From<FailurePolicy> for Stop {
-    fn from(p: FailurePolicy) -> Self {
-        match p {
-            FailurePolicy::Halt => Stop::Halt,
-            FailurePolicy::Rollback => Stop::Rollback,
-        }
-    }
-}
-
-impl From<DrainTimeoutPolicy> for Stop {
-    fn from(p: DrainTimeoutPolicy) -> Self {
-        match p {
-            DrainTimeoutPolicy::Halt => Stop::Halt,
-            DrainTimeoutPolicy::Rollback => Stop::Rollback,
-        }
-    }
-}
 
 impl Step<'_> {
     /// Nodes claimed by another active plan, among `names`.
@@ -106,12 +80,7 @@ impl Step<'_> {
             } else {
                 reasons::HEALTH_GATE_FAILED
             };
-            return self.stop(
-                settings,
-                settings.on_failure.into(),
-                reason,
-                gate.describe(),
-            );
+            return self.stop(settings, settings.on_failure, reason, gate.describe());
         }
         if let Some(at) = gate.next_deadline {
             self.requeue_at(at);
@@ -180,7 +149,7 @@ impl Step<'_> {
     pub(crate) fn stop(
         &mut self,
         settings: &Settings,
-        how: Stop,
+        how: StopPolicy,
         reason: &'static str,
         message: String,
     ) {
@@ -200,7 +169,7 @@ impl Step<'_> {
         });
         self.event(EventType::Warning, reason, message.clone());
         match how {
-            Stop::Halt => {
+            StopPolicy::Halt => {
                 self.set_phase(Phase::Halted);
                 self.status.stopped_generation = Some(self.generation());
                 self.event(
@@ -210,7 +179,7 @@ impl Step<'_> {
                 );
                 self.say(reasons::HALTED, format!("halted: {message}"));
             }
-            Stop::Rollback => {
+            StopPolicy::Rollback => {
                 self.set_phase(Phase::RollingBack);
                 self.event(
                     EventType::Warning,

@@ -4,7 +4,7 @@
 
 use super::sim::{Fault, Reconcile, Sim, Workload};
 use super::*;
-use crate::api::{FailurePolicy, Phase};
+use crate::api::{Phase, StopPolicy};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use proptest::prelude::*;
 
@@ -119,7 +119,7 @@ fn build(w: &World) -> Sim {
     p.spec.health.node_ready_timeout = std::time::Duration::from_secs(120).into();
     p.spec.drain.timeout = std::time::Duration::from_secs(600).into();
     if w.halt {
-        p.spec.on_failure = FailurePolicy::Halt;
+        p.spec.on_failure = StopPolicy::Halt;
     }
     let mut sim = Sim::new(p, w.nodes);
     sim.fault = w.fault;

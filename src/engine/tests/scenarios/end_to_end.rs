@@ -4,7 +4,7 @@
 use super::super::sim::{Fault, Reconcile, Sim};
 use super::*;
 use crate::api::condition::reasons;
-use crate::api::{BatchPhase, FailurePolicy};
+use crate::api::{BatchPhase, StopPolicy};
 
 fn reasons_seen(sim: &Sim) -> Vec<&str> {
     sim.events.iter().map(|(r, _)| r.as_str()).collect()
@@ -125,7 +125,7 @@ fn a_crash_looping_image_is_caught_and_rolled_back() {
 #[test]
 fn a_halted_plan_deleted_leaves_nothing_cordoned() {
     let mut p = plan();
-    p.spec.on_failure = FailurePolicy::Halt;
+    p.spec.on_failure = StopPolicy::Halt;
     p.spec.health.ready_timeout = secs(120);
     let mut sim = Sim::new(p, 2);
     sim.fault = Fault::PodsNeverReady;

@@ -219,7 +219,7 @@ fn an_invalid_edit_mid_rollout_holds_in_place_and_the_fix_continues() {
 #[test]
 fn an_invalid_edit_during_a_rollback_holds_and_the_fix_keeps_rolling_back() {
     let mut w = draining();
-    w.edit(|p| p.spec.drain.on_timeout = crate::api::DrainTimeoutPolicy::Rollback);
+    w.edit(|p| p.spec.drain.on_timeout = crate::api::StopPolicy::Rollback);
     w.tick(31 * 60);
     w.step();
     assert_eq!(w.phase(), Phase::RollingBack);
