@@ -4,5 +4,7 @@
 pub mod condition;
 pub mod keys;
 pub mod plan;
+pub mod status;
 
 pub use plan::*;
+pub use status::*;

@@ -1,0 +1,351 @@
+//! The `NodeUpdatePlan`'s status: where the plan is, each batch, the gate's verdict and what
+//! blocks it. Written only by molt; people and tools read it (`kubectl describe nup`).
+
+use super::plan::NodeUpdatePlan;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::KubeSchema;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Observed state: where the plan is, why, and what it is waiting for.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeUpdatePlanStatus {
+    /// The generation of the spec the status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// Lifecycle phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+
+    /// Standard conditions: Progressing, Healthy, Complete, Degraded, Blocked, Paused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+
+    /// When the plan first acted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+
+    /// When the plan reached Succeeded, RolledBack or Failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<Time>,
+
+    /// The image this plan started rolling out. Admission keeps `spec.target` immutable; should a
+    /// change slip through, the plan holds in place instead of chasing two images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_image: Option<String>,
+
+    /// Attempt number; a spec change after RolledBack starts a new attempt.
+    #[serde(default)]
+    pub attempt: u32,
+
+    /// The generation whose failure stopped the plan (Halted, RolledBack, Failed); nothing retries
+    /// until the spec's generation moves past it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_generation: Option<i64>,
+
+    /// Counts for people and printer columns.
+    #[serde(default)]
+    pub summary: Summary,
+
+    /// One entry per batch started, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batches: Vec<BatchStatus>,
+
+    /// The last verdict of the health gate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthStatus>,
+
+    /// What currently stops progress (pods that cannot be evicted, nodes claimed by another plan…).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blockers: Vec<Blocker>,
+
+    /// Why the plan halted or rolled back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+
+    /// Set when old nodes started being removed at the end of a blue-green plan: the point of no
+    /// return, after which a rollback is no longer possible.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point_of_no_return_at: Option<Time>,
+
+    /// The last decision, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Lifecycle phase of a plan.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Accepted, not started (nothing selected yet, or waiting for another plan).
+    Pending,
+    /// Rolling forward.
+    Progressing,
+    /// `spec.paused` is set; stopped at a safe point.
+    Paused,
+    /// Every selected node runs the target image; old nodes removed.
+    Succeeded,
+    /// Stopped after a failure, nodes left as they were for a person to look (`onFailure`/`onTimeout: Halt`).
+    Halted,
+    /// Undoing: old nodes uncordoned, new nodes being drained and removed.
+    RollingBack,
+    /// Undone: the cluster runs on the old nodes again.
+    RolledBack,
+    /// The plan cannot be carried out as written (see conditions).
+    Failed,
+}
+
+impl Phase {
+    /// Phases in which the plan owns its nodes and may act on them.
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            Phase::Progressing | Phase::Paused | Phase::RollingBack | Phase::Halted
+        )
+    }
+}
+
+impl NodeUpdatePlan {
+    /// Whether the plan owns its claimed nodes right now (see [`Phase::is_active`]).
+    pub fn is_active(&self) -> bool {
+        self.status
+            .as_ref()
+            .and_then(|s| s.phase)
+            .is_some_and(Phase::is_active)
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
+}
+
+/// Counts for people and printer columns.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    /// Nodes in scope: old nodes when the plan started plus any that joined the pool since.
+    #[serde(default)]
+    pub nodes: u32,
+    /// Old nodes whose batch completed.
+    #[serde(default)]
+    pub updated: u32,
+    /// Batches expected in total (grows if old nodes join the pool).
+    #[serde(default)]
+    pub batches: u32,
+    /// 1-based number of the batch in flight, or of the last one.
+    #[serde(default)]
+    pub current_batch: u32,
+    /// `updated/nodes`, for `kubectl get`.
+    #[serde(default)]
+    pub progress: String,
+    /// `currentBatch/batches`, for `kubectl get`.
+    #[serde(default)]
+    pub batch: String,
+}
+
+/// One batch: K old nodes replaced by K new ones.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchStatus {
+    /// 0-based position of the batch.
+    pub index: u32,
+    /// Where the batch is.
+    pub phase: BatchPhase,
+    /// Old nodes this batch replaces (recorded before any of them is touched).
+    #[serde(default)]
+    pub old_nodes: Vec<String>,
+    /// The slots of the new nodes, one per old node: deterministic ids (a restart never
+    /// provisions twice). The provider names the node that fills a slot; with kwok by default
+    /// the node is named after its slot.
+    #[serde(default)]
+    pub new_nodes: Vec<String>,
+    /// The node that fills each slot, as the provider named it, recorded once it is seen.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub slot_nodes: BTreeMap<String, String>,
+    /// When the new nodes were requested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisioned_at: Option<Time>,
+    /// When every new node was Ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_at: Option<Time>,
+    /// When the old nodes were cordoned and the first eviction was due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_started_at: Option<Time>,
+    /// When the last evictable pod left the old nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_completed_at: Option<Time>,
+    /// Start of the current unbroken healthy stretch (reset when the gate stops being Healthy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soak_started_at: Option<Time>,
+    /// When the batch passed (or was rolled back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<Time>,
+    /// Workloads that lost pods to this batch's drain, with their ready count just before it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub displaced: Vec<DisplacedWorkload>,
+    /// Workloads already unhealthy when the batch began: excluded from the gate, listed so a
+    /// pre-existing outage is visible and does not hide a new one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preexisting_unhealthy: Vec<WorkloadRef>,
+}
+
+/// Where a batch is.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum BatchPhase {
+    /// New nodes requested; waiting for them to be Ready.
+    #[default]
+    Provisioning,
+    /// Old nodes cordoned; pods being evicted.
+    Draining,
+    /// Drained; the health gate must stay Healthy for `soak`.
+    Soaking,
+    /// Passed; old nodes being removed (`blueGreen: false`).
+    RemovingOldNodes,
+    /// Passed.
+    Completed,
+    /// Undone by a rollback.
+    RolledBack,
+}
+
+/// A workload (pod controller) that lost pods to a drain.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "camelCase")]
+pub struct DisplacedWorkload {
+    /// The workload.
+    #[serde(flatten)]
+    pub workload: WorkloadRef,
+    /// Ready pods it had just before the drain; the gate waits until it is back to this.
+    pub ready_before: i32,
+}
+
+/// A pod controller, by kind, namespace and name.
+#[derive(
+    KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadRef {
+    /// Controller kind (ReplicaSet, StatefulSet, DaemonSet, Job…).
+    pub kind: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+impl std::fmt::Display for WorkloadRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+/// The health gate's verdict and its reasons.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthStatus {
+    /// Healthy, Pending (not decided yet) or Unhealthy.
+    pub verdict: Verdict,
+    /// Pods on new nodes the gate counts.
+    #[serde(default)]
+    pub tracked_pods: u32,
+    /// Unhealthy tracked pods tolerated (`maxUnhealthyPods` resolved).
+    #[serde(default)]
+    pub tolerated_unhealthy: u32,
+    /// Unhealthy tracked pods and new nodes (bounded list; see `unhealthyCount` for the total).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unhealthy: Vec<UnhealthyPod>,
+    /// Total unhealthy pods and nodes, including any not listed.
+    #[serde(default)]
+    pub unhealthy_count: u32,
+    /// What the gate still waits for when Pending.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting_for: Vec<String>,
+}
+
+/// Verdict of the health gate.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Verdict {
+    /// Not decided yet: pods still starting or workloads not yet back to their pre-drain count.
+    #[default]
+    Pending,
+    /// Every condition of the gate holds.
+    Healthy,
+    /// A condition failed; see `unhealthy`.
+    Unhealthy,
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
+}
+
+/// An unhealthy pod on a new node, or an unhealthy new node (empty `pod`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct UnhealthyPod {
+    /// Namespace of the pod (empty for a node).
+    #[serde(default)]
+    pub namespace: String,
+    /// Pod name (empty for a node).
+    #[serde(default)]
+    pub pod: String,
+    /// Node.
+    pub node: String,
+    /// Why it counts as unhealthy, in words.
+    pub reason: String,
+    /// Since when (when known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Time>,
+}
+
+/// Something that stops progress.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Blocker {
+    /// Node concerned.
+    pub node: String,
+    /// Pod concerned (`namespace/name`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// What blocks, in words a person can act on.
+    pub reason: String,
+    /// What kind of thing blocks: conditions and Events are derived from it, never from the words.
+    #[serde(default)]
+    pub kind: BlockerKind,
+}
+
+/// What kind of thing blocks progress.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum BlockerKind {
+    /// A PodDisruptionBudget allows no disruption now (molt's own check, or the API server's 429).
+    #[serde(rename = "PDB")]
+    Pdb,
+    /// A pod the drain rules refuse to evict (unmanaged, emptyDir, several PDBs…). Statuses
+    /// written before kinds existed read as this; blockers are recomputed on every decision.
+    #[default]
+    DrainRule,
+    /// The node belongs to another active plan.
+    OtherPlan,
+    /// The API server refused the eviction for another reason.
+    EvictionRefused,
+}
+
+/// Why the plan stopped.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Failure {
+    /// Machine-readable reason (same as the condition reason).
+    pub reason: String,
+    /// What happened, in words.
+    pub message: String,
+    /// When it was decided.
+    pub at: Time,
+    /// The batch in flight (0-based), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<u32>,
+}

@@ -1,0 +1,248 @@
+//! The observed snapshot of the cluster the engine decides on.
+//!
+//! The shell builds it from its caches; the engine only reads it. Views keep just what a decision
+//! needs, and the `From` conversions from Kubernetes objects are pure, so tests can build views
+//! either by hand or from real objects.
+
+use crate::api::WorkloadRef;
+use crate::api::keys;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Taint;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Labels or annotations.
+pub type Labels = BTreeMap<String, String>;
+
+/// Everything the engine may look at, gathered by the shell at one moment.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Observed {
+    /// Every node (the engine filters by selector itself).
+    pub nodes: Vec<NodeView>,
+    /// Pods on the nodes listed in `pods_observed_on` (and possibly others).
+    pub pods: Vec<PodView>,
+    /// Nodes whose pods are completely listed in `pods`. The engine never drains or judges a node
+    /// whose pods it has not seen; it waits for the shell to watch them.
+    pub pods_observed_on: BTreeSet<String>,
+    /// PodDisruptionBudgets in the namespaces of those pods.
+    pub pdbs: Vec<PdbView>,
+    /// Pod controllers (ReplicaSets, StatefulSets, DaemonSets…) with their ready counts.
+    pub workloads: Vec<WorkloadView>,
+    /// Labels of namespaces, for `health.namespaceSelector`.
+    pub namespaces: BTreeMap<String, Labels>,
+    /// Other plans in the cluster: name → whether its claims stand against this plan
+    /// ([`claims::holds`](super::claims::holds)).
+    pub other_plans: BTreeMap<String, bool>,
+    /// What the API server answered to evictions recently, for pods still present. Lost on restart
+    /// by design: the engine re-derives blockers from PDB status and only uses this to name the
+    /// server's own reason.
+    pub eviction_feedback: Vec<EvictionFeedback>,
+    /// The provider's slots this plan asked for, by slot id, as the provider reports them. A slot
+    /// missing here is one the provider knows nothing of (not asked for yet, or gone).
+    pub slots: BTreeMap<String, SlotView>,
+}
+
+/// What a provider reports of one slot.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SlotView {
+    /// The node that fills it, once there is one (named by the provider).
+    pub node: Option<String>,
+    pub state: SlotState,
+}
+
+/// Where a slot stands, as its provider says.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SlotState {
+    /// Asked for, being made (no node yet, or a node not Ready yet).
+    Provisioning,
+    /// Its node is Ready.
+    Ready,
+    /// The provider gave up (quota, a bad template…), with its reason.
+    Failed(String),
+}
+
+impl Observed {
+    /// The node called `name`, if it exists.
+    pub fn node(&self, name: &str) -> Option<&NodeView> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// Pods bound to `node`.
+    pub fn pods_on<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a PodView> + 'a {
+        self.pods.iter().filter(move |p| p.node == node)
+    }
+
+    /// The workload `r`, if observed.
+    pub fn workload(&self, r: &WorkloadRef) -> Option<&WorkloadView> {
+        self.workloads.iter().find(|w| &w.workload == r)
+    }
+}
+
+/// Readiness of a node (`Ready` condition).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum NodeReadiness {
+    /// `Ready=True`.
+    Ready,
+    /// `Ready=False`.
+    NotReady,
+    /// `Ready=Unknown` or no condition yet.
+    #[default]
+    Unknown,
+}
+
+/// What the engine needs of a node.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NodeView {
+    pub name: String,
+    pub labels: Labels,
+    pub annotations: Labels,
+    /// `spec.unschedulable`.
+    pub unschedulable: bool,
+    pub readiness: NodeReadiness,
+    /// Last transition of the Ready condition.
+    pub readiness_since: Option<Timestamp>,
+    pub taints: Vec<Taint>,
+    pub capacity: Labels,
+    pub allocatable: Labels,
+    /// Being deleted.
+    pub deleting: bool,
+}
+
+impl NodeView {
+    /// A control-plane node: never cordoned, drained or selected.
+    pub fn is_control_plane(&self) -> bool {
+        keys::CONTROL_PLANE_LABELS
+            .iter()
+            .any(|k| self.labels.contains_key(*k) || self.taints.iter().any(|t| t.key == *k))
+    }
+
+    /// The image molt recorded on the node, if molt provisioned it: the full reference in the
+    /// image annotation, or the old image label on nodes provisioned by earlier molt versions.
+    pub fn image(&self) -> Option<&str> {
+        self.annotations
+            .get(keys::IMAGE_ANNOTATION)
+            .or_else(|| self.labels.get(keys::IMAGE_LABEL))
+            .map(String::as_str)
+    }
+
+    /// The plan that cordoned the node, if molt did.
+    pub fn cordoned_by(&self) -> Option<&str> {
+        self.annotations
+            .get(keys::CORDONED_BY_ANNOTATION)
+            .map(String::as_str)
+    }
+
+    /// The plan that claimed the node, if any.
+    pub fn claimed_by(&self) -> Option<&str> {
+        self.annotations
+            .get(keys::CLAIMED_BY_ANNOTATION)
+            .map(String::as_str)
+    }
+
+    /// Ready right now.
+    pub fn is_ready(&self) -> bool {
+        self.readiness == NodeReadiness::Ready
+    }
+}
+
+/// Phase of a pod.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum PodPhase {
+    #[default]
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Unknown,
+}
+
+/// What the engine needs of a pod.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PodView {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    /// `spec.nodeName`.
+    pub node: String,
+    pub labels: Labels,
+    /// The controlling owner (ownerReference with `controller: true`).
+    pub controller: Option<WorkloadRef>,
+    pub phase: PodPhase,
+    /// `Ready=True`.
+    pub ready: bool,
+    /// Total container restarts.
+    pub restarts: i32,
+    /// When the kubelet started the pod (`status.startTime`), else when it was created.
+    pub started_at: Option<Timestamp>,
+    /// `metadata.deletionTimestamp`: the pod is terminating.
+    pub deleting_since: Option<Timestamp>,
+    /// Static pod mirrored by the kubelet.
+    pub mirror: bool,
+    /// Uses an emptyDir volume.
+    pub uses_empty_dir: bool,
+    /// A short reason for a failed pod or a waiting/terminated container (`OOMKilled`, `CrashLoopBackOff`…).
+    pub problem: Option<String>,
+}
+
+impl PodView {
+    /// `namespace/name`.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
+    /// Finished: Succeeded or Failed.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.phase, PodPhase::Succeeded | PodPhase::Failed)
+    }
+
+    /// Owned by a DaemonSet.
+    pub fn is_daemonset(&self) -> bool {
+        self.controller
+            .as_ref()
+            .is_some_and(|c| c.kind == "DaemonSet")
+    }
+}
+
+/// What the engine needs of a PodDisruptionBudget.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PdbView {
+    pub namespace: String,
+    pub name: String,
+    /// `spec.selector`; `None` selects nothing (policy/v1: an empty selector selects every pod).
+    pub selector: Option<LabelSelector>,
+    pub disruptions_allowed: i32,
+    pub current_healthy: i32,
+    pub desired_healthy: i32,
+    /// The disruption controller has processed the latest spec.
+    pub up_to_date: bool,
+}
+
+/// A pod controller and how many of its pods are ready.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkloadView {
+    pub workload: WorkloadRef,
+    /// Pods it wants.
+    pub desired: i32,
+    /// Pods that are ready.
+    pub ready: i32,
+}
+
+/// What the API server answered to an eviction.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvictionFeedback {
+    pub namespace: String,
+    pub pod: String,
+    pub uid: String,
+    pub outcome: EvictionOutcome,
+}
+
+/// Outcome of one eviction call.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EvictionOutcome {
+    /// 429: a PodDisruptionBudget refused; the server's message.
+    Blocked(String),
+    /// 500 and other refusals that retrying may not fix; the server's message.
+    Refused(String),
+}
+
+mod from_objects;
