@@ -155,3 +155,21 @@ pub async fn set_unschedulable(client: Client, node: &str, value: bool) -> Resul
         .with_context(|| format!("setting unschedulable={value} on {node}"))?;
     Ok(())
 }
+
+/// Waits until no node matches `selector` (`what` names the wait in a failure).
+pub async fn wait_nodes_gone(client: Client, selector: &str, what: &str) -> Result<()> {
+    crate::wait::eventually(what, || async {
+        let left = nodes_matching(client.clone(), selector)
+            .await
+            .map_err(|e| e.to_string())?;
+        if left.is_empty() {
+            Ok(Some(()))
+        } else {
+            Err(format!(
+                "{:?}",
+                left.iter().map(|n| n.name_any()).collect::<Vec<_>>()
+            ))
+        }
+    })
+    .await
+}

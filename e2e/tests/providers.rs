@@ -10,10 +10,11 @@ use k8s_openapi::api::core::v1::Node;
 use kube::ResourceExt;
 use kube::api::Api;
 use molt_e2e::checker::ensure_none;
+use molt_e2e::k8s::wait_nodes_gone;
 use molt_e2e::molt::{batch_nodes, label, marks, nodes_matching, status};
 use molt_e2e::scenario::Scenario;
 use molt_e2e::workloads::{App, Budget, install, wait_ready};
-use molt_e2e::{FAULT_LABEL, NodePoolSpec, eventually, unique_name};
+use molt_e2e::{FAULT_LABEL, NodePoolSpec, unique_name};
 use serde_json::{Value, json};
 
 const SLOT_LABEL: &str = "molt.dev/slot";
@@ -87,19 +88,11 @@ async fn nodes_named_by_the_provider_roll_forward_and_back() -> Result<()> {
     let checker = sc.create_plan(&bad, spec).await?;
     let rolled = sc.wait_phase(&bad, "RolledBack").await?;
     assert_eq!(slot_nodes(&rolled).len(), 1, "{:#}", status(&rolled));
-    eventually("the bad plan's nodes removed", || async {
-        let left = nodes_matching(sc.client(), &format!("{}={bad}", marks::PLAN_LABEL))
-            .await
-            .map_err(|e| e.to_string())?;
-        if left.is_empty() {
-            Ok(Some(()))
-        } else {
-            Err(format!(
-                "{:?}",
-                left.iter().map(|n| n.name_any()).collect::<Vec<_>>()
-            ))
-        }
-    })
+    wait_nodes_gone(
+        sc.client(),
+        &format!("{}={bad}", marks::PLAN_LABEL),
+        "the bad plan's nodes removed",
+    )
     .await?;
     wait_ready(&sc.ns, "web", 2, |n| new.iter().any(|x| x == n)).await?;
     ensure_none(&checker.finish().await?)

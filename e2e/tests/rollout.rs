@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, DynamicObject};
 use molt_e2e::checker::{Checker, ObservationKind, ensure_none};
+use molt_e2e::k8s::wait_nodes_gone;
 use molt_e2e::molt::{
     annotation, batch_nodes, condition, cordon_by_hand, create_control_plane_node,
     is_unschedulable, label, marks, nodes_matching, phase, plan_events, set_unschedulable, status,
@@ -44,17 +45,11 @@ async fn assert_rolled_back_cleanly(
     plan: &str,
     hand_cordoned: &[String],
 ) -> Result<()> {
-    eventually("the plan's new nodes to be removed", || async {
-        let left = new_nodes(sc, plan).await.map_err(|e| e.to_string())?;
-        if left.is_empty() {
-            Ok(Some(()))
-        } else {
-            Err(format!(
-                "{:?}",
-                left.iter().map(|n| n.name_any()).collect::<Vec<_>>()
-            ))
-        }
-    })
+    wait_nodes_gone(
+        sc.client(),
+        &format!("{}={plan}", marks::PLAN_LABEL),
+        "the plan's new nodes to be removed",
+    )
     .await?;
     // molt releases its claims right after it records RolledBack.
     eventually("the pool back to its state before the plan", || async {
