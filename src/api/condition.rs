@@ -46,6 +46,10 @@ pub mod reasons {
     pub const DRAIN_BLOCKED_BY_POD: &str = "DrainBlockedByPod";
     /// Every evictable pod left the batch's old nodes.
     pub const DRAIN_COMPLETED: &str = "DrainCompleted";
+    /// A drain displaced more workloads than status records; the gate checks the recorded ones.
+    pub const DISPLACED_UNRECORDED: &str = "DisplacedUnrecorded";
+    /// Workloads already short of Ready pods when the plan started: recorded as its baseline.
+    pub const PREEXISTING_OUTAGE: &str = "PreexistingOutage";
     /// The drain outlived `drain.timeout`.
     pub const DRAIN_TIMEOUT: &str = "DrainTimeout";
     /// The health gate is watching the batch.

@@ -4,6 +4,15 @@
 //! together and never change meaning.
 
 /// API group of molt's resources.
+/// Node conditions that, `True` on a new node, make it unhealthy: a kubelet under memory, disk or
+/// PID pressure is already evicting pods, and a node without network cannot serve them.
+pub const NODE_TROUBLES: [&str; 4] = [
+    "MemoryPressure",
+    "DiskPressure",
+    "PIDPressure",
+    "NetworkUnavailable",
+];
+
 pub const GROUP: &str = "molt.dev";
 
 /// Annotation on every node molt provisioned: the full image reference it runs (`spec.target.image`).

@@ -2,9 +2,11 @@
 //! on nodes. Everything here is a user-visible contract.
 
 pub mod condition;
+pub mod health;
 pub mod keys;
 pub mod plan;
 pub mod status;
 
+pub use health::*;
 pub use plan::*;
 pub use status::*;

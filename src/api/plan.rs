@@ -301,6 +301,15 @@ pub struct HealthSpec {
         .message("health.readyTimeout must be a positive duration such as 5m or 90s"))]
     pub ready_timeout: Duration,
 
+    /// A pod on a new node that was Ready, or a displaced workload that was back to its count, and
+    /// lost it counts as unhealthy once it stays so this long without a break (Go duration, > 0).
+    /// Shorter dips are blips: they neither fail the batch nor restart the soak, but the soak does
+    /// not pass during one.
+    #[serde(default = "default_not_ready_timeout")]
+    #[x_kube(validation = kube::core::Rule::new(POSITIVE_DURATION_RULE)
+        .message("health.notReadyTimeout must be a positive duration such as 1m or 90s"))]
+    pub not_ready_timeout: Duration,
+
     /// Container restarts after landing on a new node beyond which a pod counts as unhealthy.
     #[serde(default = "default_max_restarts")]
     #[x_kube(validation = kube::core::Rule::new("self >= 0").message("health.maxRestarts must be 0 or more"))]
@@ -332,6 +341,7 @@ impl Default for HealthSpec {
             namespace_selector: None,
             pod_selector: None,
             ready_timeout: default_ready_timeout(),
+            not_ready_timeout: default_not_ready_timeout(),
             max_restarts: default_max_restarts(),
             max_unhealthy_pods: default_max_unhealthy(),
             node_ready_timeout: default_node_ready_timeout(),
@@ -360,6 +370,9 @@ fn default_drain_timeout() -> Duration {
 }
 fn default_ready_timeout() -> Duration {
     minutes(5)
+}
+fn default_not_ready_timeout() -> Duration {
+    minutes(1)
 }
 fn default_node_ready_timeout() -> Duration {
     minutes(10)

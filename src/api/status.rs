@@ -1,6 +1,7 @@
 //! The `NodeUpdatePlan`'s status: where the plan is, each batch, the gate's verdict and what
 //! blocks it. Written only by molt; people and tools read it (`kubectl describe nup`).
 
+use super::health::{DisplacedWorkload, HealthStatus, PreexistingOutage};
 use super::plan::NodeUpdatePlan;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::KubeSchema;
@@ -58,6 +59,11 @@ pub struct NodeUpdatePlanStatus {
     /// The last verdict of the health gate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthStatus>,
+
+    /// Workloads already short of Ready pods when the plan started (bounded). Their missing pods
+    /// neither trip the gate nor let the workload fall further: more missing than this counts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preexisting: Vec<PreexistingOutage>,
 
     /// What currently stops progress (pods that cannot be evicted, nodes claimed by another plan…).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -188,10 +194,14 @@ pub struct BatchStatus {
     /// Workloads that lost pods to this batch's drain, with their ready count just before it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub displaced: Vec<DisplacedWorkload>,
-    /// Workloads already unhealthy when the batch began: excluded from the gate, listed so a
-    /// pre-existing outage is visible and does not hide a new one.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub preexisting_unhealthy: Vec<WorkloadRef>,
+    /// Displaced workloads beyond what status records (`displaced` is bounded): the gate could
+    /// not check them. Batches are sized so that this stays 0; an Event says so if it does not.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub displaced_unrecorded: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Where a batch is.
@@ -210,97 +220,6 @@ pub enum BatchPhase {
     Completed,
     /// Undone by a rollback.
     RolledBack,
-}
-
-/// A workload (pod controller) that lost pods to a drain.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-#[serde(rename_all = "camelCase")]
-pub struct DisplacedWorkload {
-    /// The workload.
-    #[serde(flatten)]
-    pub workload: WorkloadRef,
-    /// Ready pods it had just before the drain; the gate waits until it is back to this.
-    pub ready_before: i32,
-}
-
-/// A pod controller, by kind, namespace and name.
-#[derive(
-    KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash,
-)]
-#[serde(rename_all = "camelCase")]
-pub struct WorkloadRef {
-    /// Controller kind (ReplicaSet, StatefulSet, DaemonSet, Job…).
-    pub kind: String,
-    /// Namespace.
-    pub namespace: String,
-    /// Name.
-    pub name: String,
-}
-
-impl std::fmt::Display for WorkloadRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
-    }
-}
-
-/// The health gate's verdict and its reasons.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct HealthStatus {
-    /// Healthy, Pending (not decided yet) or Unhealthy.
-    pub verdict: Verdict,
-    /// Pods on new nodes the gate counts.
-    #[serde(default)]
-    pub tracked_pods: u32,
-    /// Unhealthy tracked pods tolerated (`maxUnhealthyPods` resolved).
-    #[serde(default)]
-    pub tolerated_unhealthy: u32,
-    /// Unhealthy tracked pods and new nodes (bounded list; see `unhealthyCount` for the total).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub unhealthy: Vec<UnhealthyPod>,
-    /// Total unhealthy pods and nodes, including any not listed.
-    #[serde(default)]
-    pub unhealthy_count: u32,
-    /// What the gate still waits for when Pending.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub waiting_for: Vec<String>,
-}
-
-/// Verdict of the health gate.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Verdict {
-    /// Not decided yet: pods still starting or workloads not yet back to their pre-drain count.
-    #[default]
-    Pending,
-    /// Every condition of the gate holds.
-    Healthy,
-    /// A condition failed; see `unhealthy`.
-    Unhealthy,
-}
-
-impl std::fmt::Display for Verdict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Debug::fmt(self, f)
-    }
-}
-
-/// An unhealthy pod on a new node, or an unhealthy new node (empty `pod`).
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct UnhealthyPod {
-    /// Namespace of the pod (empty for a node).
-    #[serde(default)]
-    pub namespace: String,
-    /// Pod name (empty for a node).
-    #[serde(default)]
-    pub pod: String,
-    /// Node.
-    pub node: String,
-    /// Why it counts as unhealthy, in words.
-    pub reason: String,
-    /// Since when (when known).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub since: Option<Time>,
 }
 
 /// Something that stops progress.

@@ -14,8 +14,7 @@ use super::settings::Settings;
 use crate::api::{Blocker, BlockerKind, UnmanagedPodPolicy};
 use std::collections::BTreeMap;
 
-/// Evictions issued per look at the cluster: the drain advances in bounded slices.
-pub const EVICTIONS_PER_PASS: usize = 16;
+pub use super::limits::EVICTIONS_PER_PASS;
 
 /// What the drain does with one pod.
 #[derive(Clone, Debug, PartialEq, Eq)]

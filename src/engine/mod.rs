@@ -12,6 +12,7 @@ pub mod cleanup;
 pub mod drain;
 mod forward;
 pub mod health;
+pub mod limits;
 pub mod observed;
 mod rollback;
 pub mod scope;
@@ -239,6 +240,10 @@ impl Step<'_> {
         if phase == Phase::RolledBack {
             self.release_claims();
         }
+        // What blocked when the plan stopped stays on record for the person who looks.
+        if phase == Phase::Halted {
+            self.blockers = self.status.blockers.clone();
+        }
         self.say(
             reason,
             format!("{phase}: {why}; nothing more happens until the spec changes (or the plan is deleted)"),
@@ -303,6 +308,7 @@ impl Step<'_> {
         );
         self.status.attempt += 1;
         self.status.batches.clear();
+        self.status.preexisting.clear();
         self.status.failure = None;
         self.status.stopped_generation = None;
         self.status.point_of_no_return_at = None;

@@ -87,6 +87,7 @@ pub struct Settings {
     pub unmanaged_pods: UnmanagedPodPolicy,
     pub on_timeout: StopPolicy,
     pub ready_timeout: Duration,
+    pub not_ready_timeout: Duration,
     pub max_restarts: i32,
     pub max_unhealthy: Amount,
     pub node_ready_timeout: Duration,
@@ -166,6 +167,11 @@ impl Settings {
             unmanaged_pods: spec.drain.unmanaged_pods,
             on_timeout: spec.drain.on_timeout,
             ready_timeout: duration("health.readyTimeout", &spec.health.ready_timeout, false)?,
+            not_ready_timeout: duration(
+                "health.notReadyTimeout",
+                &spec.health.not_ready_timeout,
+                false,
+            )?,
             max_restarts: spec.health.max_restarts,
             max_unhealthy: Amount::parse(
                 "health.maxUnhealthyPods",
@@ -238,6 +244,7 @@ mod tests {
             unmanaged_pods: UnmanagedPodPolicy::Block,
             on_timeout: StopPolicy::Halt,
             ready_timeout: Duration::from_secs(1),
+            not_ready_timeout: Duration::from_secs(1),
             max_restarts: 3,
             max_unhealthy: Amount::Percent(10),
             node_ready_timeout: Duration::from_secs(1),

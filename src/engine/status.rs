@@ -3,7 +3,7 @@
 //! Conditions keep their `lastTransitionTime` unless their status flips, so a level-triggered
 //! controller rewriting the same status does not make them look new.
 
-use super::health::MAX_LISTED;
+use super::limits::MAX_LISTED;
 use super::{Action, Decision, RESYNC, Step};
 use crate::api::condition::{reasons, types};
 use crate::api::{BlockerKind, NodeUpdatePlanStatus, Phase, Verdict};

@@ -1,12 +1,12 @@
 //! Cordon and drain a batch's old nodes, bounded by `drain.timeout`.
 
 use crate::api::condition::reasons;
-use crate::api::{BatchPhase, DisplacedWorkload};
+use crate::api::{BatchPhase, Blocker, BlockerKind};
 use crate::engine::action::{Action, EventType};
 use crate::engine::health;
+use crate::engine::limits::MAX_DISPLACED;
 use crate::engine::settings::Settings;
 use crate::engine::{RETRY, Step, drain};
-use std::collections::BTreeSet;
 
 impl Step<'_> {
     /// Provisioning → Draining: record the pre-drain ready counts, then cordon and evict.
@@ -76,35 +76,22 @@ impl Step<'_> {
             self.requeue_within(RETRY);
             return;
         }
-        let mut displaced: BTreeSet<DisplacedWorkload> = BTreeSet::new();
-        for node in &old {
-            let view = self.observed.node(node);
-            for pod in self.observed.pods_on(node) {
-                if !matches!(
-                    drain::classify(pod, view, settings),
-                    drain::Disposition::Evict { .. }
-                ) {
-                    continue;
-                }
-                // Only workloads whose pods the gate watches (health selectors) gate the batch.
-                if !health::counts(pod, self.observed, &self.plan.spec.health) {
-                    continue;
-                }
-                if let Some(w) = pod
-                    .controller
-                    .as_ref()
-                    .and_then(|c| self.observed.workload(c))
-                {
-                    displaced.insert(DisplacedWorkload {
-                        workload: w.workload.clone(),
-                        ready_before: w.ready,
-                    });
-                }
-            }
+        let displaced = health::displaced_by(&old, self.observed, settings, &self.plan.spec.health);
+        let unrecorded = displaced.len().saturating_sub(MAX_DISPLACED);
+        if unrecorded > 0 {
+            self.event(
+                EventType::Warning,
+                reasons::DISPLACED_UNRECORDED,
+                format!(
+                    "{label}: the drain displaces {} workloads; the gate checks the first {MAX_DISPLACED} of them against their pre-drain ready count (lower batchSize to check all)",
+                    displaced.len()
+                ),
+            );
         }
         let now = self.now_time();
         let batch = &mut self.status.batches[i];
-        batch.displaced = displaced.into_iter().take(100).collect();
+        batch.displaced = displaced.into_iter().take(MAX_DISPLACED).collect();
+        batch.displaced_unrecorded = unrecorded as u32;
         batch.drain_started_at = Some(now);
         batch.phase = BatchPhase::Draining;
         self.event(
@@ -129,7 +116,8 @@ impl Step<'_> {
                 }
             }
         }
-        let progress = drain::plan(&batch.old_nodes, self.observed, settings, !settings.paused);
+        let mut progress = drain::plan(&batch.old_nodes, self.observed, settings, !settings.paused);
+        self.explain_exhausted_budgets(&mut progress.blockers);
         let was_blocked = !self.status.blockers.is_empty();
         self.actions.extend(progress.evictions.iter().cloned());
         self.blockers.extend(progress.blockers.iter().cloned());
@@ -139,6 +127,7 @@ impl Step<'_> {
             b.drain_completed_at = Some(now);
             b.phase = BatchPhase::Soaking;
             b.soak_started_at = None;
+            health::track_shortfalls(b, self.observed, self.now);
             self.event(
                 EventType::Normal,
                 reasons::DRAIN_COMPLETED,
@@ -214,5 +203,28 @@ impl Step<'_> {
             self.requeue_within(RETRY);
         }
         self.say(reasons::DRAINING, msg);
+    }
+
+    /// A budget that refuses because its workload was already short before the plan is that
+    /// outage's doing, not the drain's: say so, since waiting will not help.
+    fn explain_exhausted_budgets(&self, blockers: &mut [Blocker]) {
+        for b in blockers.iter_mut().filter(|b| b.kind == BlockerKind::Pdb) {
+            let Some(key) = &b.pod else { continue };
+            let Some(pod) = self.observed.pods.iter().find(|p| &p.key() == key) else {
+                continue;
+            };
+            let Some(outage) = self
+                .status
+                .preexisting
+                .iter()
+                .find(|o| pod.controller.as_ref() == Some(&o.workload))
+            else {
+                continue;
+            };
+            b.reason.push_str(&format!(
+                "; {} was already short of Ready pods before the plan started ({} of {} Ready), which uses up the budget: fix that outage or relax the PDB, the drain cannot go on until then",
+                outage.workload, outage.ready, outage.desired
+            ));
+        }
     }
 }

@@ -9,7 +9,8 @@ mod soak;
 mod start;
 
 use super::action::{Action, EventType};
-use super::health::{self, Gate, MAX_LISTED};
+use super::health::{self, Gate};
+use super::limits::MAX_LISTED;
 use super::settings::Settings;
 use super::{Step, scope, slots};
 use crate::api::condition::reasons;
@@ -68,14 +69,17 @@ impl Step<'_> {
             }
         }
         self.set_phase(Phase::Progressing);
+        let observed = self.observed;
+        let now = self.now;
+        for b in &mut self.status.batches {
+            if b.phase == BatchPhase::Soaking {
+                health::track_shortfalls(b, observed, now);
+            }
+        }
         let gate = self.evaluate_gate(settings);
         self.record_health(&gate);
         if gate.verdict == Verdict::Unhealthy && self.status.point_of_no_return_at.is_none() {
-            let reason = if gate
-                .failures
-                .iter()
-                .any(|f| f.pod.is_empty() && !f.node.is_empty())
-            {
+            let reason = if !gate.failures.is_empty() {
                 reasons::NODE_FAILED
             } else {
                 reasons::HEALTH_GATE_FAILED
@@ -127,19 +131,19 @@ impl Step<'_> {
         let mut unhealthy: Vec<_> = gate
             .failures
             .iter()
-            .chain(&gate.unhealthy_pods)
+            .chain(&gate.unhealthy)
             .cloned()
             .collect();
-        let count = unhealthy.len() as u32;
         unhealthy.truncate(MAX_LISTED);
-        let mut waiting = gate.waiting_for.clone();
+        let mut waiting = gate.waiting_for();
         waiting.truncate(MAX_LISTED);
         self.status.health = Some(HealthStatus {
             verdict: gate.verdict,
             tracked_pods: gate.tracked,
             tolerated_unhealthy: gate.tolerated,
             unhealthy,
-            unhealthy_count: count,
+            unhealthy_count: gate.unhealthy_count(),
+            excused: gate.excused,
             waiting_for: waiting,
         });
     }
@@ -206,6 +210,7 @@ impl Step<'_> {
             &self.plan.spec.health,
             self.observed,
             &self.status.batches,
+            &self.status.preexisting,
             self.now,
         )
     }

@@ -4,6 +4,7 @@ use crate::api::condition::reasons;
 use crate::api::{BatchPhase, BatchStatus, Phase};
 use crate::engine::action::{Action, EventType};
 use crate::engine::health;
+use crate::engine::limits::{MAX_DISPLACED, MAX_PREEXISTING};
 use crate::engine::settings::Settings;
 use crate::engine::{Step, scope, slots};
 
@@ -56,7 +57,7 @@ impl Step<'_> {
         let ready = batch
             .new_nodes
             .iter()
-            .filter(|s| slots::node(self.observed, &batch, s).is_some_and(|n| n.is_ready()))
+            .filter(|s| slots::node(self.observed, &batch, s).is_some_and(|n| n.is_up()))
             .count();
         if ready < batch.new_nodes.len() {
             let label = self.batch_label(i);
@@ -163,12 +164,18 @@ impl Step<'_> {
         }
         let total = self.status.summary.nodes.max(1);
         let k = settings.size_of_batch(index, total) as usize;
-        let old: Vec<String> = untaken.into_iter().take(k).collect();
+        let mut old: Vec<String> = untaken.into_iter().take(k).collect();
+        // No more displaced workloads than the gate can check: a smaller batch instead.
+        let spec = &self.plan.spec.health;
+        while old.len() > 1
+            && health::displaced_by(&old, self.observed, settings, spec).len() > MAX_DISPLACED
+        {
+            old.pop();
+        }
         let new: Vec<String> = (0..old.len())
             .map(|slot| scope::slot_id(self.plan, self.status.attempt, index, slot))
             .collect();
-        let mut preexisting = health::unhealthy_workloads(self.observed, &self.plan.spec.health);
-        preexisting.truncate(100);
+        let outage_note = self.baseline(index);
         self.claim(&old);
         self.status.batches.push(BatchStatus {
             index,
@@ -176,7 +183,6 @@ impl Step<'_> {
             old_nodes: old.clone(),
             new_nodes: new.clone(),
             provisioned_at: Some(self.now_time()),
-            preexisting_unhealthy: preexisting.clone(),
             ..Default::default()
         });
         self.update_summary(settings);
@@ -186,17 +192,56 @@ impl Step<'_> {
             old.join(", "),
             new.join(", ")
         );
-        if !preexisting.is_empty() {
-            let names: Vec<String> = preexisting.iter().take(5).map(|w| w.to_string()).collect();
+        if k > old.len() {
             note.push_str(&format!(
-                "; already unhealthy before the batch, excluded from the gate: {}",
-                names.join(", ")
+                " ({} of batchSize {k}: more would displace more than the {MAX_DISPLACED} workloads the gate checks)",
+                old.len()
             ));
         }
         self.event(EventType::Normal, reasons::BATCH_STARTED, note);
+        if let Some(outage) = outage_note {
+            self.event(EventType::Normal, reasons::PREEXISTING_OUTAGE, outage);
+        }
         // The gate now covers the new batch (its nodes are pending).
         let gate = self.evaluate_gate(settings);
         self.record_health(&gate);
         self.provisioning(settings, index as usize);
+    }
+
+    /// The outages the gate excuses: taken when the first batch starts, before the plan touched
+    /// anything; at each later batch only shrunk. Returns the note for the first batch's Event.
+    fn baseline(&mut self, index: u32) -> Option<String> {
+        if index > 0 {
+            health::rebaseline(&mut self.status.preexisting, self.observed);
+            return None;
+        }
+        let (outages, more) = health::outages(self.observed, &self.plan.spec.health);
+        self.status.preexisting = outages;
+        if self.status.preexisting.is_empty() {
+            return None;
+        }
+        let names: Vec<String> = self
+            .status
+            .preexisting
+            .iter()
+            .take(5)
+            .map(|o| format!("{} ({}/{} Ready)", o.workload, o.ready, o.desired))
+            .collect();
+        let shown = self.status.preexisting.len().min(5);
+        let rest = self.status.preexisting.len() - shown + more;
+        Some(format!(
+            "already short of Ready pods before the plan: {}{}; up to that many of their pods may be unhealthy on new nodes, one more counts{}",
+            names.join(", "),
+            if rest > 0 {
+                format!(" and {rest} more")
+            } else {
+                String::new()
+            },
+            if more > 0 {
+                format!(" ({more} beyond the {MAX_PREEXISTING} recorded are not excused)")
+            } else {
+                String::new()
+            }
+        ))
     }
 }

@@ -14,16 +14,19 @@ impl Step<'_> {
         if let Some(at) = gate.next_deadline {
             self.requeue_at(at);
         }
-        if gate.only_unobserved() && self.status.batches[i].soak_started_at.is_some() {
-            // A restarted controller has not seen the pods yet. The soak clock is in status and
-            // keeps running; it passes only once they are seen healthy.
+        if gate.only_interruptions() && self.status.batches[i].soak_started_at.is_some() {
+            // A blip, or a restarted controller that has not seen the pods yet. The soak clock
+            // is in status and keeps running; it passes only once all is seen healthy again.
             self.requeue_within(RETRY);
+            let what: Vec<String> = gate
+                .interruptions()
+                .iter()
+                .take(3)
+                .map(|w| w.what.clone())
+                .collect();
             self.say(
                 reasons::SOAKING,
-                format!(
-                    "{label}: soaking; waiting to observe the pods on {}",
-                    gate.unobserved.join(", ")
-                ),
+                format!("{label}: soaking; waiting for {}", what.join(", ")),
             );
             return;
         }
@@ -86,6 +89,9 @@ impl Step<'_> {
         let b = &mut self.status.batches[i];
         b.phase = BatchPhase::Completed;
         b.completed_at = Some(now);
+        // Only the batch in flight is checked against its displaced workloads; the list is
+        // bounded per batch, not per plan.
+        b.displaced.clear();
         let nodes = b.old_nodes.join(", ");
         self.event(
             EventType::Normal,

@@ -46,6 +46,18 @@ impl From<&Node> for NodeView {
             capacity: quantities(&status.capacity),
             allocatable: quantities(&status.allocatable),
             deleting: n.metadata.deletion_timestamp.is_some(),
+            troubles: status
+                .conditions
+                .iter()
+                .flatten()
+                .filter(|c| keys::NODE_TROUBLES.contains(&c.type_.as_str()) && c.status == "True")
+                .map(|c| {
+                    (
+                        c.type_.clone(),
+                        c.last_transition_time.as_ref().map(|t| t.0),
+                    )
+                })
+                .collect(),
         }
     }
 }
@@ -72,11 +84,15 @@ impl From<&Pod> for PodView {
             Some("Pending") | None => PodPhase::Pending,
             Some(_) => PodPhase::Unknown,
         };
-        let ready = status
+        let ready_condition = status
             .conditions
             .iter()
             .flatten()
-            .any(|c| c.type_ == "Ready" && c.status == "True");
+            .find(|c| c.type_ == "Ready");
+        let ready = ready_condition.is_some_and(|c| c.status == "True");
+        let ready_since = ready_condition
+            .and_then(|c| c.last_transition_time.as_ref())
+            .map(|t| t.0);
         let containers = status.container_statuses.clone().unwrap_or_default();
         let restarts = containers.iter().map(|c| c.restart_count).sum();
         let problem = status.reason.clone().or_else(|| {
@@ -108,6 +124,7 @@ impl From<&Pod> for PodView {
             controller,
             phase,
             ready,
+            ready_since,
             restarts,
             started_at: status
                 .start_time

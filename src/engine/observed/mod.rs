@@ -106,6 +106,9 @@ pub struct NodeView {
     pub allocatable: Labels,
     /// Being deleted.
     pub deleting: bool,
+    /// Conditions that say the node is in trouble (`MemoryPressure`, `DiskPressure`,
+    /// `PIDPressure`, `NetworkUnavailable`) that are `True`, with their last transition.
+    pub troubles: Vec<(String, Option<Timestamp>)>,
 }
 
 impl NodeView {
@@ -143,6 +146,16 @@ impl NodeView {
     pub fn is_ready(&self) -> bool {
         self.readiness == NodeReadiness::Ready
     }
+
+    /// Ready, and with a network: what a new node must be before its batch drains onto it.
+    pub fn is_up(&self) -> bool {
+        self.is_ready() && self.trouble("NetworkUnavailable").is_none()
+    }
+
+    /// A trouble condition that is `True`, by type.
+    pub fn trouble(&self, type_: &str) -> Option<&(String, Option<Timestamp>)> {
+        self.troubles.iter().find(|(t, _)| t == type_)
+    }
 }
 
 /// Phase of a pod.
@@ -170,6 +183,8 @@ pub struct PodView {
     pub phase: PodPhase,
     /// `Ready=True`.
     pub ready: bool,
+    /// Last transition of the `Ready` condition: since when the pod is (not) Ready.
+    pub ready_since: Option<Timestamp>,
     /// Total container restarts.
     pub restarts: i32,
     /// When the kubelet started the pod (`status.startTime`), else when it was created.

@@ -211,7 +211,8 @@ fn displaced_workloads_are_recorded_with_their_ready_count_before_the_drain() {
         w.batch(0).displaced,
         [DisplacedWorkload {
             workload: rs_ref("web"),
-            ready_before: 3
+            ready_before: 3,
+            short_since: None
         }]
     );
 }

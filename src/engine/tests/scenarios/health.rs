@@ -125,16 +125,31 @@ fn a_failed_pod_fails_the_gate() {
 }
 
 #[test]
-fn a_new_node_that_goes_not_ready_fails_the_batch() {
+fn a_new_node_that_goes_not_ready_fails_the_batch_once_it_stays_so() {
     let (mut w, _) = soaking(plan());
     let new = new_name(0, 0, 0);
     w.pod_mut("web-1").ready = true;
     w.tick(60);
     w.set_not_ready(&new);
+    let d = w.step();
+    assert_eq!(events(&d), Vec::<&str>::new(), "a blip, for now");
+    assert_eq!(
+        w.status().health.as_ref().unwrap().waiting_for[0],
+        format!(
+            "new node {new} to be Ready again (NotReady since {})",
+            w.now
+        )
+    );
+    w.tick(59);
+    w.step();
+    assert_eq!(w.phase(), Phase::Progressing);
+    w.tick(1);
     assert_fails(
         &mut w,
         reasons::NODE_FAILED,
-        &format!("new node {new} went NotReady after it had been Ready"),
+        &format!(
+            "new node {new} went NotReady after it had been Ready and stayed so for 1m (health.notReadyTimeout)"
+        ),
     );
 }
 
@@ -217,7 +232,8 @@ fn a_displaced_workload_must_get_back_to_its_ready_count() {
         w.batch(0).displaced,
         [DisplacedWorkload {
             workload: rs_ref("web"),
-            ready_before: 2
+            ready_before: 2,
+            short_since: time(drained), // one pod is still to come back
         }]
     );
     // One replacement is Ready, the other is still missing: Pending, the soak does not start.
@@ -262,53 +278,6 @@ fn a_displaced_workload_that_recovers_lets_the_soak_start() {
         Verdict::Healthy
     );
     assert_eq!(w.batch(0).soak_started_at, time(w.now));
-}
-
-#[test]
-fn an_outage_that_predates_the_batch_is_excluded_but_does_not_hide_a_new_failure() {
-    let (mut w, _) = soaking_with(plan(), |w| {
-        let mut broken = pod("broken-0", "old-0", "broken", t0());
-        broken.ready = false;
-        w.add_pod(broken);
-        w.workload("broken", 1);
-    });
-    let new = new_name(0, 0, 0);
-    assert_eq!(w.batch(0).preexisting_unhealthy, [rs_ref("broken")]);
-    // The replacement of the broken workload never gets Ready either; that was already so before.
-    w.land("broken-1", &new, "broken");
-    w.pod_mut("web-1").ready = true;
-    w.tick(301);
-    let d = w.step();
-    assert_eq!(
-        events(&d),
-        Vec::<&str>::new(),
-        "the pre-existing outage does not trip the gate"
-    );
-    let h = w.status().health.clone().unwrap();
-    assert_eq!((h.verdict, h.tracked_pods), (Verdict::Healthy, 1));
-
-    // A new failure beside it is caught.
-    w.pod_mut("web-1").restarts = 4;
-    w.tick(10);
-    assert_fails(&mut w, reasons::HEALTH_GATE_FAILED, "pod default/web-1");
-}
-
-#[test]
-fn the_outage_is_named_when_the_batch_starts() {
-    let mut w = World::with_nodes(plan(), 1);
-    let mut broken = pod("broken-0", "old-0", "broken", t0());
-    broken.ready = false;
-    w.add_pod(broken);
-    w.workload("broken", 1);
-    let d = w.step();
-    assert_eq!(w.batch(0).preexisting_unhealthy, [rs_ref("broken")]);
-    let (_, note) = event(&d, reasons::BATCH_STARTED);
-    assert!(
-        note.contains(
-            "already unhealthy before the batch, excluded from the gate: ReplicaSet default/broken"
-        ),
-        "{note}"
-    );
 }
 
 #[test]
@@ -376,7 +345,8 @@ fn a_displaced_workload_outside_the_health_selectors_does_not_gate() {
         w.batch(0).displaced,
         [DisplacedWorkload {
             workload: rs_ref("web"),
-            ready_before: 1
+            ready_before: 1,
+            short_since: time(drained), // web-1 is not Ready yet
         }]
     );
     // The tools workload never comes back; the gate does not watch it.
@@ -482,7 +452,8 @@ fn a_restart_in_the_soak_keeps_its_clock() {
     );
     let c = assert_cond(w.status(), types::PROGRESSING, "True", reasons::SOAKING);
     assert!(
-        c.message.contains("waiting to observe the pods on"),
+        c.message
+            .contains(&format!("waiting for the pods on {new} to be observed")),
         "{}",
         c.message
     );

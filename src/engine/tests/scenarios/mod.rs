@@ -10,6 +10,7 @@ mod batches;
 mod cleanup;
 mod drain;
 mod end_to_end;
+mod gate;
 mod halt;
 mod health;
 mod pause;
