@@ -9,6 +9,7 @@
 pub mod action;
 pub mod claims;
 pub mod cleanup;
+pub mod control_plane;
 pub mod drain;
 mod forward;
 pub mod health;

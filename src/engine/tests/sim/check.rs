@@ -2,6 +2,7 @@
 
 use super::Sim;
 use crate::api::{BatchPhase, Phase};
+use crate::engine::tests::image;
 use crate::engine::{Action, Decision};
 use std::collections::BTreeSet;
 
@@ -54,7 +55,7 @@ impl Sim {
             .nodes
             .iter()
             .filter(|n| n.unschedulable && n.cordoned_by() == Some(me.as_str()))
-            .filter(|n| n.image() != Some(target.as_str()) && !self.provisioned.contains(&n.name))
+            .filter(|n| image(n) != Some(target.as_str()) && !self.provisioned.contains(&n.name))
             .filter(|n| !replaced.contains(&n.name))
             .map(|n| n.name.clone())
             .collect();

@@ -3,6 +3,7 @@
 
 use super::{Fault, Sim, Workload};
 use crate::engine::observed::{NodeReadiness, PodPhase, PodView};
+use crate::engine::tests::image;
 use crate::engine::tests::{at, pod};
 use std::collections::BTreeSet;
 
@@ -22,7 +23,7 @@ impl Sim {
         let now = self.now;
         for n in &mut self.nodes {
             let born = self.created.get(&n.name).copied().unwrap_or(now);
-            let faulty = self.fault == Fault::NodeNeverReady && n.image() == Some(target.as_str());
+            let faulty = self.fault == Fault::NodeNeverReady && image(n) == Some(target.as_str());
             if n.readiness == NodeReadiness::Unknown && !faulty && now >= at(born, 20) {
                 n.readiness = NodeReadiness::Ready;
                 n.readiness_since = Some(now);
@@ -60,7 +61,7 @@ impl Sim {
             if p.phase != PodPhase::Running || p.deleting_since.is_some() {
                 continue;
             }
-            let on_new = n.image() == Some(target.as_str());
+            let on_new = image(n) == Some(target.as_str());
             let broken = workloads
                 .iter()
                 .any(|w| w.broken && Some(&w.name) == p.labels.get("app"));

@@ -8,7 +8,7 @@ mod controllers;
 mod execute;
 mod observe;
 
-use super::{at, node};
+use super::{at, image, node};
 use crate::api::{NodeUpdatePlan, Phase};
 use crate::engine::observed::{EvictionFeedback, NodeView, PodView};
 use crate::engine::{Decision, cleanup, decide};
@@ -175,7 +175,7 @@ impl Sim {
 
     fn is_new(&self, name: &str) -> bool {
         self.node(name)
-            .is_some_and(|n| n.image() == Some(self.target().as_str()))
+            .is_some_and(|n| image(n) == Some(self.target().as_str()))
             || self.provisioned.contains(name)
     }
 

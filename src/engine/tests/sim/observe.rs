@@ -2,7 +2,8 @@
 
 use super::{Sim, Workload};
 use crate::api::WorkloadRef;
-use crate::engine::observed::{Observed, PdbView, WorkloadView};
+use crate::engine::observed::{NodeView, Observed, PdbView, WorkloadView};
+use crate::engine::tests::kwok_on_target;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -63,8 +64,18 @@ impl Sim {
                 ready: self.healthy(&w.name),
             })
             .collect();
+        // Which nodes run the target is the provider's answer, as the shell asks kwok for it.
+        let target = self.target();
+        let nodes = self
+            .nodes
+            .iter()
+            .map(|n| NodeView {
+                on_target: kwok_on_target(n, &target),
+                ..n.clone()
+            })
+            .collect();
         Observed {
-            nodes: self.nodes.clone(),
+            nodes,
             pods,
             pods_observed_on: observed_on,
             pdbs,
