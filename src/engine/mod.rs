@@ -11,6 +11,7 @@ pub mod claims;
 pub mod cleanup;
 pub mod control_plane;
 pub mod drain;
+mod evacuate;
 mod forward;
 pub mod health;
 pub mod observed;
