@@ -66,10 +66,7 @@ fn assert_rejected(object: Value, expect: &str) {
 #[test]
 fn checked_in_crd_matches_the_code() {
     let want = molt::crd::yaml().unwrap();
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/crds/nodeupdateplans.molt.dev.yaml"
-    );
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(molt::crd::CRD_PATH);
     let have = std::fs::read_to_string(path).unwrap_or_default();
     assert!(
         have == want,
@@ -84,10 +81,7 @@ fn molt_crd_prints_the_checked_in_crd() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/crds/nodeupdateplans.molt.dev.yaml"
-    );
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(molt::crd::CRD_PATH);
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),
         std::fs::read_to_string(path).unwrap()
@@ -97,7 +91,7 @@ fn molt_crd_prints_the_checked_in_crd() {
 #[test]
 fn resource_shape_matches_the_product() {
     let crd = NodeUpdatePlan::crd();
-    assert_eq!(crd.spec.group, "molt.dev");
+    assert_eq!(crd.spec.group, molt::api::keys::GROUP);
     assert_eq!(crd.spec.scope, "Cluster");
     assert_eq!(crd.spec.names.kind, "NodeUpdatePlan");
     assert_eq!(crd.spec.names.short_names, Some(vec!["nup".to_string()]));

@@ -1,6 +1,6 @@
 //! Image references that are not label values: new nodes carry the full reference in an
 //! annotation and a hash of it in a label; nodes provisioned by earlier versions, which carry the
-//! raw image in the old label, are still recognised.
+//! raw image in the old label, are still recognised (kwok's answer to which nodes run the target).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -9,6 +9,7 @@ use molt::api::{NodeUpdatePlan, keys};
 use molt::engine::Observed;
 use molt::engine::observed::NodeView;
 use molt::engine::scope::{old_nodes, replacement};
+use molt::provision::{kwok, recorded_image};
 use serde_json::json;
 
 const DIGEST_REF: &str = "public.ecr.aws/bottlerocket/x@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -27,7 +28,7 @@ fn plan(image: &str) -> NodeUpdatePlan {
     .unwrap()
 }
 
-fn node(name: &str, labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> NodeView {
+fn object(name: &str, labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> Node {
     let pairs = |p: &[(&str, &str)]| {
         p.iter()
             .map(|(k, v)| (k.to_string(), json!(v)))
@@ -35,11 +36,34 @@ fn node(name: &str, labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> No
     };
     let mut l = pairs(labels);
     l.insert("pool".into(), "workers".into());
-    let n: Node = serde_json::from_value(json!({
+    serde_json::from_value(json!({
         "metadata": {"name": name, "labels": l, "annotations": pairs(annotations)}
     }))
-    .unwrap();
-    NodeView::from(&n)
+    .unwrap()
+}
+
+fn node(name: &str, labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> NodeView {
+    NodeView::from(&object(name, labels, annotations))
+}
+
+/// The recorded image of a view.
+fn image(n: &NodeView) -> Option<&str> {
+    recorded_image(&n.labels, &n.annotations)
+}
+
+/// The snapshot the shell builds for `plan` with the kwok provider: each node with kwok's answer
+/// to whether it runs the plan's target.
+fn observed(plan: &NodeUpdatePlan, nodes: &[Node]) -> Observed {
+    Observed {
+        nodes: nodes
+            .iter()
+            .map(|n| NodeView {
+                on_target: kwok::runs(n, &plan.spec.target),
+                ..NodeView::from(n)
+            })
+            .collect(),
+        ..Default::default()
+    }
 }
 
 #[test]
@@ -71,20 +95,20 @@ fn the_recorded_image_is_the_annotation_then_the_old_label() {
         &[(keys::IMAGE_LABEL, "stale"), (keys::IMAGE_HASH_LABEL, "x")],
         &[(keys::IMAGE_ANNOTATION, DIGEST_REF)],
     );
-    assert_eq!(both.image(), Some(DIGEST_REF));
+    assert_eq!(image(&both), Some(DIGEST_REF));
     let legacy = node("n", &[(keys::IMAGE_LABEL, "ami-0abc")], &[]);
-    assert_eq!(legacy.image(), Some("ami-0abc"));
+    assert_eq!(image(&legacy), Some("ami-0abc"));
     // The hash label alone does not say which image the node runs.
     let hash_only = node("n", &[(keys::IMAGE_HASH_LABEL, "x")], &[]);
-    assert_eq!(hash_only.image(), None);
+    assert_eq!(image(&hash_only), None);
 }
 
 #[test]
 fn old_nodes_compare_full_references() {
     let target = "ghcr.io/siderolabs/installer:v1.9.0";
     let plan = plan(target);
-    let done = node("done", &[], &[(keys::IMAGE_ANNOTATION, target)]);
-    let other_tag = node(
+    let done = object("done", &[], &[(keys::IMAGE_ANNOTATION, target)]);
+    let other_tag = object(
         "other-tag",
         &[],
         &[(
@@ -92,20 +116,19 @@ fn old_nodes_compare_full_references() {
             "ghcr.io/siderolabs/installer:v1.8.0",
         )],
     );
-    let legacy_done = node("legacy-done", &[(keys::IMAGE_LABEL, "v2")], &[]);
-    let never = node("never", &[], &[]);
-    let observed = Observed {
-        nodes: vec![done, other_tag, legacy_done, never],
-        ..Default::default()
-    };
-    let names: Vec<&str> = old_nodes(&plan, &observed)
+    let legacy_done = object("legacy-done", &[(keys::IMAGE_LABEL, "v2")], &[]);
+    let never = object("never", &[], &[]);
+    let nodes = [done, other_tag, legacy_done, never];
+    let seen = observed(&plan, &nodes);
+    let names: Vec<&str> = old_nodes(&plan, &seen)
         .iter()
         .map(|n| n.name.as_str())
         .collect();
     assert_eq!(names, ["legacy-done", "never", "other-tag"]);
 
     let legacy_plan = self::plan("v2");
-    let names: Vec<&str> = old_nodes(&legacy_plan, &observed)
+    let seen = observed(&legacy_plan, &nodes);
+    let names: Vec<&str> = old_nodes(&legacy_plan, &seen)
         .iter()
         .map(|n| n.name.as_str())
         .collect();

@@ -10,7 +10,8 @@ use super::evict::{self, EvictAnswer};
 use super::nodes::{cordon, get_node, patch_node, release, uncordon};
 use crate::api::{NodeUpdatePlan, keys};
 use crate::engine::Action;
-use crate::engine::observed::{EvictionFeedback, NodeView};
+use crate::engine::control_plane::is_control_plane_node;
+use crate::engine::observed::EvictionFeedback;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
@@ -115,10 +116,7 @@ pub async fn execute(
             let Some(n) = get_node(&nodes, node).await? else {
                 return Ok(Outcome::Skipped);
             };
-            if n.labels()
-                .keys()
-                .any(|k| keys::CONTROL_PLANE_LABELS.contains(&k.as_str()))
-            {
+            if is_control_plane_node(&n) {
                 return Ok(Outcome::Skipped);
             }
             ctx.provisioner.remove_node(node).await?;
@@ -127,7 +125,7 @@ pub async fn execute(
         Action::RemoveSlot { slot, node } => {
             if let Some(name) = node
                 && let Some(n) = get_node(&nodes, name).await?
-                && NodeView::from(&n).is_control_plane()
+                && is_control_plane_node(&n)
             {
                 return Ok(Outcome::Skipped);
             }

@@ -1,11 +1,11 @@
 //! Build the engine's snapshot from the caches.
 
 use super::context::{Context, Stores};
-use crate::api::{NodeUpdatePlan, NodeUpdatePlanStatus};
+use crate::api::{NodeUpdatePlan, NodeUpdatePlanStatus, Target};
 use crate::engine::observed::{
     EvictionFeedback, NodeView, Observed, PdbView, PodView, SlotView, WorkloadView,
 };
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::ResourceExt;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -29,31 +29,46 @@ pub fn in_flight(status: Option<&NodeUpdatePlanStatus>) -> BTreeSet<String> {
 pub fn snapshot(ctx: &Context, plan: &NodeUpdatePlan) -> Observed {
     let name = plan.name_any();
     let pods_on = |node: &str| ctx.pods.pods_on(node);
-    let slots = |nodes: &[NodeView]| ctx.provisioner.slots(nodes);
+    let provider = Report {
+        slots: |nodes: &[NodeView]| ctx.provisioner.slots(nodes),
+        on_target: |node: &Node, target: &Target| ctx.provisioner.on_target(node, target),
+    };
     match ctx.feedback.lock() {
         Ok(mut all) => observe(
             &ctx.stores,
             plan,
             pods_on,
-            slots,
+            provider,
             all.entry(name).or_default(),
         ),
         // A poisoned memory of answers is only a missed hint: the engine reads PDB status.
-        Err(_) => observe(&ctx.stores, plan, pods_on, slots, &mut vec![]),
+        Err(_) => observe(&ctx.stores, plan, pods_on, provider, &mut vec![]),
     }
 }
 
+/// What the snapshot asks the provider: its slots
+/// ([`Provider::slots`](crate::provision::Provider::slots)) and which nodes run the target
+/// ([`Provider::on_target`](crate::provision::Provider::on_target)).
+pub struct Report<S, T> {
+    pub slots: S,
+    pub on_target: T,
+}
+
 /// The snapshot from the caches, the pods of each node (`None` while its watch has not listed
-/// them) and the plan's remembered eviction answers, which are pruned here to the pods that still
-/// exist: an answer about a pod that is gone says nothing about the drain any more. `slots_of`
-/// is the provider's report of its slots ([`Provider::slots`](crate::provision::Provider::slots)).
-pub fn observe(
+/// them), the provider's report and the plan's remembered eviction answers, which are pruned
+/// here to the pods that still exist: an answer about a pod that is gone says nothing about the
+/// drain any more.
+pub fn observe<S, T>(
     stores: &Stores,
     plan: &NodeUpdatePlan,
     pods_on: impl Fn(&str) -> Option<Vec<Arc<Pod>>>,
-    slots_of: impl Fn(&[NodeView]) -> BTreeMap<String, SlotView>,
+    provider: Report<S, T>,
     feedback: &mut Vec<EvictionFeedback>,
-) -> Observed {
+) -> Observed
+where
+    S: Fn(&[NodeView]) -> BTreeMap<String, SlotView>,
+    T: Fn(&Node, &Target) -> bool,
+{
     let name = plan.name_any();
     let mut pods = vec![];
     let mut observed_on = BTreeSet::new();
@@ -97,7 +112,10 @@ pub fn observe(
         .nodes
         .state()
         .iter()
-        .map(|n| NodeView::from(n.as_ref()))
+        .map(|n| NodeView {
+            on_target: (provider.on_target)(n, &plan.spec.target),
+            ..NodeView::from(n.as_ref())
+        })
         .collect();
     // Only this plan's slots: the rest of the pool's provider state is none of its business.
     let wanted: BTreeSet<&String> = plan
@@ -106,7 +124,7 @@ pub fn observe(
         .flat_map(|s| &s.batches)
         .flat_map(|b| &b.new_nodes)
         .collect();
-    let mut slots = slots_of(&nodes);
+    let mut slots = (provider.slots)(&nodes);
     slots.retain(|slot, _| wanted.contains(slot));
     Observed {
         nodes,
@@ -202,6 +220,17 @@ mod tests {
         p
     }
 
+    type SlotsOf = fn(&[NodeView]) -> BTreeMap<String, SlotView>;
+    type OnTarget = fn(&Node, &Target) -> bool;
+
+    /// The provider's report as kwok gives it.
+    fn kwok_report() -> Report<SlotsOf, OnTarget> {
+        Report {
+            slots: |n: &[NodeView]| slots::from_labels(n),
+            on_target: crate::provision::kwok::runs,
+        }
+    }
+
     fn stores(
         plans: Vec<NodeUpdatePlan>,
         nodes: Vec<Event<k8s_openapi::api::core::v1::Node>>,
@@ -268,7 +297,7 @@ mod tests {
             &stores(vec![me.clone()], vec![]),
             &me,
             pods_on,
-            |n: &[NodeView]| slots::from_labels(n),
+            kwok_report(),
             &mut vec![],
         );
         let names: Vec<&str> = seen.pods.iter().map(|p| p.name.as_str()).collect();
@@ -296,7 +325,7 @@ mod tests {
             &stores(vec![me.clone()], vec![]),
             &me,
             |_| Some(on_old_0.state()),
-            |n: &[NodeView]| slots::from_labels(n),
+            kwok_report(),
             &mut memory,
         );
         assert_eq!(seen.eviction_feedback, [answer("web-0")]);
@@ -332,7 +361,7 @@ mod tests {
             &stores(others, nodes),
             &me,
             |_| None,
-            |n: &[NodeView]| slots::from_labels(n),
+            kwok_report(),
             &mut vec![],
         );
 
@@ -377,6 +406,70 @@ mod tests {
                 ("workers-v3".to_string(), true),
             ]),
             "the other plans and whether they own their nodes; never the plan itself"
+        );
+    }
+
+    #[test]
+    fn each_node_carries_the_providers_answer_for_this_plans_target() {
+        let me = plan("workers-v2", Phase::Progressing, &[]);
+        let marked = |name: &str, image: &str| {
+            let mut n = node(name, "workers");
+            n["metadata"]["annotations"] = json!({"molt.dev/image": image});
+            Event::Apply(object(n))
+        };
+        let nodes = vec![
+            marked("new-0", "v2"),
+            marked("older-0", "v1"),
+            Event::Apply(object(node("old-0", "workers"))),
+        ];
+        let runs: Vec<(String, bool)> = observe(
+            &stores(vec![me.clone()], nodes.clone()),
+            &me,
+            |_| None,
+            kwok_report(),
+            &mut vec![],
+        )
+        .nodes
+        .iter()
+        .map(|n| (n.name.clone(), n.on_target))
+        .collect::<BTreeMap<_, _>>()
+        .into_iter()
+        .collect();
+        assert_eq!(
+            runs,
+            [
+                ("new-0".to_string(), true),
+                ("old-0".to_string(), false),
+                ("older-0".to_string(), false)
+            ]
+        );
+
+        // Another provider's answer is taken as it is, whatever molt's marks say.
+        let asked: std::cell::RefCell<Vec<String>> = Default::default();
+        let seen = observe(
+            &stores(vec![me.clone()], nodes),
+            &me,
+            |_| None,
+            Report {
+                slots: |n: &[NodeView]| slots::from_labels(n),
+                on_target: |n: &Node, t: &Target| {
+                    asked.borrow_mut().push(t.image.clone());
+                    n.name_any() == "old-0"
+                },
+            },
+            &mut vec![],
+        );
+        let on: Vec<&str> = seen
+            .nodes
+            .iter()
+            .filter(|n| n.on_target)
+            .map(|n| n.name.as_str())
+            .collect();
+        assert_eq!(on, ["old-0"]);
+        assert_eq!(
+            asked.into_inner(),
+            ["v2", "v2", "v2"],
+            "asked about the plan's target"
         );
     }
 }

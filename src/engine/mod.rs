@@ -9,7 +9,9 @@
 pub mod action;
 pub mod claims;
 pub mod cleanup;
+pub mod control_plane;
 pub mod drain;
+mod evacuate;
 mod forward;
 pub mod health;
 pub mod limits;
@@ -41,12 +43,11 @@ pub const RESYNC: Duration = Duration::from_secs(60);
 
 /// Decide what to do next for `plan`, given what the cluster looks like at `now`.
 pub fn decide(plan: &NodeUpdatePlan, observed: &Observed, now: Timestamp) -> Decision {
-    let prev = plan.status.clone().unwrap_or_default();
     let mut step = Step {
         plan,
         observed,
         now,
-        status: prev.clone(),
+        status: plan.status.clone().unwrap_or_default(),
         actions: vec![],
         events: vec![],
         blockers: vec![],
@@ -73,7 +74,7 @@ pub fn decide(plan: &NodeUpdatePlan, observed: &Observed, now: Timestamp) -> Dec
         ),
         Err(e) => step.invalid(&e),
     }
-    step.finish(&prev)
+    step.finish()
 }
 
 /// One decision in the making: the next status, the actions and the words that explain them.

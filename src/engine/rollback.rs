@@ -3,7 +3,7 @@
 
 use super::action::{Action, EventType};
 use super::settings::Settings;
-use super::{RETRY, Step, drain, slots};
+use super::{RETRY, Step, slots};
 use crate::api::condition::reasons;
 use crate::api::{BatchPhase, Phase};
 use std::collections::{BTreeMap, BTreeSet};
@@ -77,31 +77,14 @@ impl Step<'_> {
         // 2. Cordon, drain and remove the new nodes.
         let existing: Vec<String> = new_nodes.iter().cloned().collect();
         let act = !settings.paused;
+        let pods_left = self.evacuate(settings, &existing, act, |name| Action::RemoveSlot {
+            slot: slot_of
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| name.to_string()),
+            node: Some(name.to_string()),
+        });
         if act {
-            for name in &existing {
-                if let Some(n) = self.observed.node(name)
-                    && !n.unschedulable
-                {
-                    self.actions.push(Action::Cordon { node: name.clone() });
-                }
-            }
-        }
-        let progress = drain::plan(&existing, self.observed, settings, act);
-        self.blockers.extend(progress.blockers.iter().cloned());
-        let pods_left = progress.remaining;
-        self.actions.extend(progress.evictions.iter().cloned());
-        if act {
-            for name in progress.drained_nodes() {
-                if self.observed.node(name).is_some_and(|n| !n.deleting) {
-                    self.actions.push(Action::RemoveSlot {
-                        slot: slot_of
-                            .get(name)
-                            .cloned()
-                            .unwrap_or_else(|| name.to_string()),
-                        node: Some(name.to_string()),
-                    });
-                }
-            }
             for slot in &unfilled {
                 self.actions.push(Action::RemoveSlot {
                     slot: slot.clone(),

@@ -17,11 +17,11 @@ pub fn selected<'a>(plan: &NodeUpdatePlan, observed: &'a Observed) -> Vec<&'a No
         .collect()
 }
 
-/// Selected nodes not yet on the target image (old nodes), by name.
+/// Selected nodes the provider does not report on the target (old nodes), by name.
 pub fn old_nodes<'a>(plan: &NodeUpdatePlan, observed: &'a Observed) -> Vec<&'a NodeView> {
     let mut v: Vec<&NodeView> = selected(plan, observed)
         .into_iter()
-        .filter(|n| n.image() != Some(plan.spec.target.image.as_str()))
+        .filter(|n| !n.on_target)
         .collect();
     v.sort_by(|a, b| a.name.cmp(&b.name));
     v

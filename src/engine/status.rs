@@ -60,7 +60,7 @@ impl Step<'_> {
         self.status.blockers.iter().any(|b| b.kind == kind)
     }
 
-    pub(crate) fn finish(mut self, _prev: &NodeUpdatePlanStatus) -> Decision {
+    pub(crate) fn finish(mut self) -> Decision {
         let generation = self.generation();
         let now = self.now_time();
         let phase = self.phase();

@@ -4,7 +4,7 @@
 //! and runs its pods. Removing the node deletes the object; the pod garbage collector removes its pods.
 
 use super::{Provider, ProvisionError};
-use crate::api::keys;
+use crate::api::{Target, keys};
 use crate::engine::NewNode;
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -149,6 +149,19 @@ impl Provider for KwokProvisioner {
     fn remove_node<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), ProvisionError>> {
         self.delete(name).boxed()
     }
+
+    fn on_target(&self, node: &Node, target: &Target) -> bool {
+        runs(node, target)
+    }
+}
+
+/// kwok's answer to [`Provider::on_target`]: the image molt recorded on the node when it made it
+/// is the target. kwok simulates no OS, so molt's own mark is the only record there is.
+pub fn runs(node: &Node, target: &Target) -> bool {
+    super::recorded_image(
+        kube::ResourceExt::labels(node),
+        kube::ResourceExt::annotations(node),
+    ) == Some(target.image.as_str())
 }
 
 #[cfg(test)]
@@ -197,5 +210,28 @@ mod tests {
         let status = node.status.unwrap();
         assert_eq!(status.allocatable.unwrap()["cpu"].0, "3900m");
         assert_eq!(status.node_info.unwrap().os_image, image);
+    }
+
+    #[test]
+    fn a_node_runs_the_target_when_molts_image_mark_names_it() {
+        let target = |image: &str| Target {
+            image: image.into(),
+        };
+        let node = |v: serde_json::Value| -> Node { serde_json::from_value(v).unwrap() };
+        let made = node(json!({"metadata": {"name": "n",
+            "annotations": {"molt.dev/image": "registry/os:v2"},
+            "labels": {"molt.dev/image-hash": image_label_value("registry/os:v2")}}}));
+        let legacy = node(json!({"metadata": {"name": "n", "labels": {"molt.dev/image": "v2"}}}));
+        let unmarked = node(json!({"metadata": {"name": "n"},
+            "status": {"nodeInfo": {"osImage": "v2", "architecture": "", "bootID": "",
+                "containerRuntimeVersion": "", "kernelVersion": "", "kubeProxyVersion": "",
+                "kubeletVersion": "", "machineID": "", "operatingSystem": "", "systemUUID": ""}}}));
+        assert!(runs(&made, &target("registry/os:v2")));
+        assert!(!runs(&made, &target("registry/os:v3")));
+        assert!(runs(&legacy, &target("v2")));
+        assert!(
+            !runs(&unmarked, &target("v2")),
+            "kwok reads molt's mark, not the simulated osImage"
+        );
     }
 }

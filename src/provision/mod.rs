@@ -18,12 +18,20 @@
 //! - **Removal releases the infrastructure**: for Cluster API the Machine, not just the Node.
 //! - **Failures are data**: a slot the provider gave up on (quota, a bad template) is reported
 //!   [`SlotState::Failed`] with a reason a person can act on; the gate fails the batch on it.
+//! - **Which nodes run the target is the provider's answer.** [`Provider::on_target`] says
+//!   whether a node already runs a plan's target; the shell puts the answer in
+//!   [`NodeView::on_target`] and the engine looks at nothing else to tell old nodes from new.
+//!   Like `slots`, it is computed from watched objects alone. kwok answers from molt's image mark
+//!   ([`recorded_image`]); an in-place provider would read `status.nodeInfo.osImage`, a Cluster
+//!   API provider the image of the Machine's template.
 
 pub mod kwok;
 
+use crate::api::{Target, keys};
 use crate::engine::NewNode;
-use crate::engine::observed::{NodeView, SlotView};
+use crate::engine::observed::{Labels, NodeView, SlotView};
 use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::Node;
 use std::collections::BTreeMap;
 
 pub use crate::engine::observed::SlotState;
@@ -53,5 +61,45 @@ pub trait Provider: Send + Sync {
     /// `molt.dev/slot` label of the nodes.
     fn slots(&self, nodes: &[NodeView]) -> BTreeMap<String, SlotView> {
         crate::engine::slots::from_labels(nodes)
+    }
+    /// Whether `node` already runs `target`, from watched state only. Nodes answered `false` are
+    /// the plan's old nodes (if its selector matches them); no default, since only the provider
+    /// knows where the image a node runs is written down.
+    fn on_target(&self, node: &Node, target: &Target) -> bool;
+}
+
+/// The image molt recorded on a node it provisioned: the full reference in the image
+/// annotation, or the raw image label on nodes provisioned by earlier molt versions.
+pub fn recorded_image<'a>(labels: &'a Labels, annotations: &'a Labels) -> Option<&'a str> {
+    annotations
+        .get(keys::IMAGE_ANNOTATION)
+        .or_else(|| labels.get(keys::IMAGE_LABEL))
+        .map(String::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn marks(pairs: &[(&str, &str)]) -> Labels {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_recorded_image_is_the_annotation_else_the_label_of_earlier_versions() {
+        let none = Labels::new();
+        let label = marks(&[(keys::IMAGE_LABEL, "v1")]);
+        let annotation = marks(&[(keys::IMAGE_ANNOTATION, "registry/os:v2")]);
+        assert_eq!(recorded_image(&none, &none), None);
+        assert_eq!(recorded_image(&label, &none), Some("v1"));
+        assert_eq!(recorded_image(&none, &annotation), Some("registry/os:v2"));
+        assert_eq!(
+            recorded_image(&label, &annotation),
+            Some("registry/os:v2"),
+            "the annotation wins over a stale label"
+        );
     }
 }

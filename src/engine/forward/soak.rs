@@ -2,10 +2,10 @@
 
 use crate::api::condition::reasons;
 use crate::api::{BatchPhase, Verdict};
-use crate::engine::action::{Action, EventType};
+use crate::engine::action::EventType;
 use crate::engine::health::{self, Gate};
 use crate::engine::settings::Settings;
-use crate::engine::{RETRY, Step, drain};
+use crate::engine::{RETRY, Step};
 
 impl Step<'_> {
     /// The gate must stay Healthy for `soak`, without a break.
@@ -98,41 +98,6 @@ impl Step<'_> {
             reasons::BATCH_COMPLETED,
             format!("{label} passed: {nodes} replaced"),
         );
-    }
-
-    /// Remove old nodes once they are drained (they may have taken pods again if someone uncordoned them).
-    /// Returns whether all of them are gone.
-    pub(crate) fn remove_old(&mut self, settings: &Settings, nodes: &[String]) -> bool {
-        let existing: Vec<String> = nodes
-            .iter()
-            .filter(|n| self.observed.node(n).is_some())
-            .cloned()
-            .collect();
-        if existing.is_empty() {
-            return true;
-        }
-        if settings.paused {
-            return false;
-        }
-        for name in &existing {
-            if let Some(n) = self.observed.node(name)
-                && !n.unschedulable
-            {
-                self.actions.push(Action::Cordon { node: name.clone() });
-            }
-        }
-        let progress = drain::plan(&existing, self.observed, settings, true);
-        self.blockers.extend(progress.blockers.iter().cloned());
-        self.actions.extend(progress.evictions.iter().cloned());
-        for name in progress.drained_nodes() {
-            if self.observed.node(name).is_some_and(|n| !n.deleting) {
-                self.actions.push(Action::RemoveNode {
-                    node: name.to_string(),
-                });
-            }
-        }
-        self.requeue_within(RETRY);
-        false
     }
 
     pub(crate) fn removing(&mut self, settings: &Settings, i: usize) {

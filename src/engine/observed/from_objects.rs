@@ -58,6 +58,8 @@ impl From<&Node> for NodeView {
                     )
                 })
                 .collect(),
+            // Only the provider can say; the shell asks it.
+            on_target: false,
         }
     }
 }
@@ -228,7 +230,7 @@ mod tests {
             v.readiness_since,
             Some("2026-11-20T10:00:00Z".parse().unwrap())
         );
-        assert_eq!(v.image(), Some("v2"));
+        assert!(!v.on_target, "the provider's answer, not the conversion's");
         assert_eq!(v.cordoned_by(), Some("p"));
         assert_eq!(v.claimed_by(), Some("p"));
         assert!(v.is_control_plane());

@@ -109,23 +109,18 @@ pub struct NodeView {
     /// Conditions that say the node is in trouble (`MemoryPressure`, `DiskPressure`,
     /// `PIDPressure`, `NetworkUnavailable`) that are `True`, with their last transition.
     pub troubles: Vec<(String, Option<Timestamp>)>,
+    /// The provider's answer: the node already runs the plan's target
+    /// ([`Provider::on_target`](crate::provision::Provider::on_target)). The engine tells old
+    /// nodes from new by this alone; the conversion from a Node leaves it `false` and the shell
+    /// sets it.
+    pub on_target: bool,
 }
 
 impl NodeView {
-    /// A control-plane node: never cordoned, drained or selected.
+    /// A control-plane node: never cordoned, drained or selected
+    /// ([`control_plane`](super::control_plane::is_control_plane)).
     pub fn is_control_plane(&self) -> bool {
-        keys::CONTROL_PLANE_LABELS
-            .iter()
-            .any(|k| self.labels.contains_key(*k) || self.taints.iter().any(|t| t.key == *k))
-    }
-
-    /// The image molt recorded on the node, if molt provisioned it: the full reference in the
-    /// image annotation, or the old image label on nodes provisioned by earlier molt versions.
-    pub fn image(&self) -> Option<&str> {
-        self.annotations
-            .get(keys::IMAGE_ANNOTATION)
-            .or_else(|| self.labels.get(keys::IMAGE_LABEL))
-            .map(String::as_str)
+        super::control_plane::is_control_plane(&self.labels, &self.taints)
     }
 
     /// The plan that cordoned the node, if molt did.

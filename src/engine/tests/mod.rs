@@ -57,6 +57,17 @@ pub fn node(name: &str) -> NodeView {
     }
 }
 
+/// The image molt recorded on `n` (the model's and the tests' view of a node; the engine only
+/// reads the provider's answer, `on_target`).
+pub fn image(n: &NodeView) -> Option<&str> {
+    crate::provision::recorded_image(&n.labels, &n.annotations)
+}
+
+/// kwok's answer to `Provider::on_target` for a view: molt's image mark names `target`.
+pub fn kwok_on_target(n: &NodeView, target: &str) -> bool {
+    image(n) == Some(target)
+}
+
 /// A control-plane node that also carries the pool label (it must still never be touched).
 pub fn control_plane(name: &str) -> NodeView {
     let mut n = node(name);

@@ -176,7 +176,7 @@ fn apply(sim: &mut Sim, e: &Event) {
             let new: Vec<String> = sim
                 .nodes
                 .iter()
-                .filter(|n| n.image() == Some(target.as_str()))
+                .filter(|n| image(n) == Some(target.as_str()))
                 .map(|n| n.name.clone())
                 .collect();
             if let Some(name) = new.get(*i)
@@ -261,7 +261,7 @@ proptest! {
             sim.plan.status.as_ref().and_then(|s| s.message.clone()));
         prop_assert!(sim.violations.is_empty(), "{:?}", sim.violations);
         let target = sim.target();
-        prop_assert!(sim.nodes.iter().filter(|n| !n.is_control_plane()).all(|n| n.image() == Some(target.as_str())));
+        prop_assert!(sim.nodes.iter().filter(|n| !n.is_control_plane()).all(|n| image(n) == Some(target.as_str())));
         prop_assert!(sim.nodes.iter().all(|n| !n.unschedulable));
         sim.tick(30);
         prop_assert!(sim.workloads_ready());
@@ -282,7 +282,7 @@ proptest! {
             sim.plan.status.as_ref().and_then(|s| s.message.clone()));
         prop_assert!(sim.violations.is_empty(), "{:?}", sim.violations);
         let target = sim.target();
-        prop_assert!(sim.nodes.iter().all(|n| n.image() != Some(target.as_str())), "new nodes left behind");
+        prop_assert!(sim.nodes.iter().all(|n| image(n) != Some(target.as_str())), "new nodes left behind");
         prop_assert!(sim.nodes.iter().all(|n| !n.unschedulable));
         prop_assert_eq!(sim.nodes.iter().filter(|n| !n.is_control_plane()).count(), w.nodes);
         sim.tick(30);

@@ -86,9 +86,9 @@ proptest! {
         // Every node ends on the image of the plan that finished last.
         let last = if second.target_image.as_deref() == Some("v3") { "v3" } else { "v2" };
         prop_assert!(
-            sim.nodes.iter().filter(|n| !n.is_control_plane()).all(|n| n.image() == Some(last)),
+            sim.nodes.iter().filter(|n| !n.is_control_plane()).all(|n| image(n) == Some(last)),
             "{:?}",
-            sim.nodes.iter().map(|n| (&n.name, n.image())).collect::<Vec<_>>()
+            sim.nodes.iter().map(|n| (&n.name, image(n))).collect::<Vec<_>>()
         );
     }
 }

@@ -5,6 +5,7 @@ use super::super::sim::{Fault, Reconcile, Sim};
 use super::*;
 use crate::api::condition::reasons;
 use crate::api::{BatchPhase, StopPolicy};
+use crate::engine::tests::image;
 
 fn reasons_seen(sim: &Sim) -> Vec<&str> {
     sim.events.iter().map(|(r, _)| r.as_str()).collect()
@@ -68,7 +69,7 @@ fn rolls_forward_to_succeeded() {
 
     let target = sim.target();
     assert_eq!(sim.nodes.len(), 3);
-    assert!(sim.nodes.iter().all(|n| n.image() == Some(target.as_str())));
+    assert!(sim.nodes.iter().all(|n| image(n) == Some(target.as_str())));
     assert!(
         sim.nodes
             .iter()
@@ -115,7 +116,7 @@ fn a_crash_looping_image_is_caught_and_rolled_back() {
     assert!(
         sim.nodes
             .iter()
-            .all(|n| n.image() != Some(target.as_str()) && !n.unschedulable)
+            .all(|n| image(n) != Some(target.as_str()) && !n.unschedulable)
     );
     assert_eq!(sim.nodes.len(), 2);
     sim.tick(30);

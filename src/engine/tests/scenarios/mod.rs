@@ -48,6 +48,9 @@ pub struct World {
     pub unfolded: bool,
     /// Slots the provider reports besides those its nodes' labels show (e.g. a failed one).
     pub reported: BTreeMap<String, crate::engine::observed::SlotView>,
+    /// The provider's answer to "does this node run this target?" (kwok's unless a test says
+    /// otherwise), asked afresh on every observation as the shell does.
+    pub on_target: fn(&NodeView, &str) -> bool,
 }
 
 /// A decision that only claims nodes before the plan starts.
@@ -71,6 +74,7 @@ impl World {
             now: t0(),
             unfolded: false,
             reported: BTreeMap::new(),
+            on_target: super::kwok_on_target,
         }
     }
 
@@ -97,6 +101,10 @@ impl World {
         // The provider reports slots from its nodes' labels (as kwok does), plus what a test says.
         self.obs.slots = crate::engine::slots::from_labels(&self.obs.nodes);
         self.obs.slots.extend(self.reported.clone());
+        let target = self.plan.spec.target.image.clone();
+        for n in &mut self.obs.nodes {
+            n.on_target = (self.on_target)(n, &target);
+        }
         decide(&self.plan, &self.obs, self.now)
     }
 

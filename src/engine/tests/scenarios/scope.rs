@@ -144,6 +144,30 @@ fn nodes_already_on_the_target_image_are_skipped() {
 }
 
 #[test]
+fn which_nodes_run_the_target_is_the_providers_answer_not_molts_marks() {
+    // An in-place provider that reads the OS the node reports (here a label standing in for
+    // `status.nodeInfo.osImage`): molt's image mark means nothing to it.
+    let mut updated = node("in-place-0");
+    updated.labels.insert("os".into(), "v2".into());
+    let mut marked = node("marked-0");
+    marked
+        .annotations
+        .insert(keys::IMAGE_ANNOTATION.into(), "v2".into());
+    let mut w = World::new(plan(), vec![updated, marked]);
+    w.on_target = |n, target| n.labels.get("os").map(String::as_str) == Some(target);
+    let d = w.decide();
+    assert_eq!(
+        acts(&d),
+        [
+            "Claim marked-0",
+            format!("Provision {} for marked-0", new_name(0, 0, 0)).as_str()
+        ]
+    );
+    assert_eq!(w.status().summary.nodes, 1);
+    assert_eq!(w.batch(0).old_nodes, ["marked-0"]);
+}
+
+#[test]
 fn no_matching_node_leaves_the_plan_pending() {
     let mut w = World::new(plan(), vec![in_pool("db-0", "db"), in_pool("db-1", "db")]);
     let d = w.decide();

@@ -1,0 +1,145 @@
+//! Time passing in the model: the kubelet, the node lifecycle controller, the workload
+//! controllers and the scheduler.
+
+use super::{Fault, Sim, Workload};
+use crate::engine::observed::{NodeReadiness, PodPhase, PodView};
+use crate::engine::tests::image;
+use crate::engine::tests::{at, pod};
+use std::collections::BTreeSet;
+
+impl Sim {
+    /// Let `secs` seconds pass: nodes and pods become Ready, terminating pods go, controllers
+    /// replace missing pods, the scheduler places them.
+    pub fn tick(&mut self, secs: i64) {
+        self.now = at(self.now, secs);
+        self.kubelet();
+        self.controllers();
+        self.kubelet();
+        self.check_state();
+    }
+
+    pub(super) fn kubelet(&mut self) {
+        let target = self.target();
+        let now = self.now;
+        for n in &mut self.nodes {
+            let born = self.created.get(&n.name).copied().unwrap_or(now);
+            let faulty = self.fault == Fault::NodeNeverReady && image(n) == Some(target.as_str());
+            if n.readiness == NodeReadiness::Unknown && !faulty && now >= at(born, 20) {
+                n.readiness = NodeReadiness::Ready;
+                n.readiness_since = Some(now);
+            }
+        }
+        // The node lifecycle controller evicts pods from nodes NotReady for a minute (taint-based
+        // eviction); their kubelet never confirms, so they stay terminating until the node goes.
+        let unreachable: BTreeSet<String> = self
+            .nodes
+            .iter()
+            .filter(|n| {
+                n.readiness == NodeReadiness::NotReady
+                    && n.readiness_since.is_some_and(|t| now >= at(t, 60))
+            })
+            .map(|n| n.name.clone())
+            .collect();
+        for p in &mut self.pods {
+            if unreachable.contains(&p.node) && p.deleting_since.is_none() {
+                p.deleting_since = Some(now);
+            }
+        }
+        self.pods.retain(|p| {
+            unreachable.contains(&p.node) || p.deleting_since.is_none_or(|d| now < at(d, 5))
+        });
+        let nodes = self.nodes.clone();
+        let workloads = self.workloads.clone();
+        for p in &mut self.pods {
+            let Some(n) = nodes.iter().find(|n| n.name == p.node) else {
+                continue;
+            };
+            if p.phase == PodPhase::Pending && n.is_ready() {
+                p.phase = PodPhase::Running;
+                p.started_at = Some(now);
+            }
+            if p.phase != PodPhase::Running || p.deleting_since.is_some() {
+                continue;
+            }
+            let on_new = image(n) == Some(target.as_str());
+            let broken = workloads
+                .iter()
+                .any(|w| w.broken && Some(&w.name) == p.labels.get("app"));
+            let started = p.started_at.unwrap_or(now);
+            match (self.fault, on_new, broken) {
+                (_, _, true) | (Fault::PodsNeverReady, true, _) => {
+                    p.ready = false;
+                    p.problem = Some("ReadinessProbeFailed".into());
+                }
+                (Fault::CrashLoop, true, _) => {
+                    p.ready = false;
+                    p.restarts = (now.duration_since(started).as_secs() / 15) as i32;
+                    p.problem = Some("CrashLoopBackOff".into());
+                }
+                _ => p.ready = now >= at(started, 10),
+            }
+        }
+    }
+
+    pub(super) fn controllers(&mut self) {
+        for w in self.workloads.clone() {
+            let owned =
+                |p: &PodView| p.labels.get("app") == Some(&w.name) && p.deleting_since.is_none();
+            if w.daemon {
+                let nodes: Vec<String> = self
+                    .nodes
+                    .iter()
+                    .filter(|n| !n.is_control_plane())
+                    .map(|n| n.name.clone())
+                    .collect();
+                for n in nodes {
+                    if !self.pods.iter().any(|p| owned(p) && p.node == n) {
+                        let p = self.new_pod(&w, &n);
+                        self.pods.push(p);
+                    }
+                }
+                continue;
+            }
+            let live = self.pods.iter().filter(|p| owned(p)).count() as i32;
+            for _ in live..w.replicas {
+                let p = self.new_pod(&w, "");
+                self.pods.push(p);
+            }
+        }
+        // The scheduler: unscheduled pods go to the schedulable Ready node with the fewest pods.
+        for i in 0..self.pods.len() {
+            if !self.pods[i].node.is_empty() {
+                continue;
+            }
+            let best = self
+                .nodes
+                .iter()
+                .filter(|n| !n.unschedulable && n.is_ready() && !n.is_control_plane())
+                .min_by_key(|n| {
+                    (
+                        self.pods.iter().filter(|p| p.node == n.name).count(),
+                        n.name.clone(),
+                    )
+                })
+                .map(|n| n.name.clone());
+            if let Some(b) = best {
+                self.pods[i].node = b;
+            }
+        }
+    }
+
+    pub(super) fn new_pod(&mut self, w: &Workload, node: &str) -> PodView {
+        self.next_uid += 1;
+        let mut p = pod(
+            &format!("{}-{}", w.name, self.next_uid),
+            node,
+            &w.name,
+            self.now,
+        );
+        p.controller = Some(self.wref(w));
+        p.phase = PodPhase::Pending;
+        p.ready = false;
+        p.started_at = None;
+        p
+    }
+}
