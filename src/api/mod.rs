@@ -5,6 +5,8 @@ pub mod condition;
 pub mod keys;
 pub mod plan;
 pub mod status;
+pub mod window;
 
 pub use plan::*;
 pub use status::*;
+pub use window::*;
