@@ -54,6 +54,8 @@ pub struct Metrics {
     pub current_batch: Family<PlanLabels, Gauge>,
     /// Pods blocking a drain right now (a PodDisruptionBudget, an unmanaged pod), per plan.
     pub blockers: Family<PlanLabels, Gauge>,
+    /// When the plan's next maintenance window opens (Unix seconds) while it waits for one, else 0.
+    pub next_window: Family<PlanLabels, Gauge>,
     /// 1 while this replica holds the leader Lease (or runs without election).
     pub leader: Gauge,
     /// Evictions by outcome: accepted, blocked (429), refused, gone.
@@ -74,6 +76,7 @@ impl Default for Metrics {
         let nodes_total = Family::<PlanLabels, Gauge>::default();
         let current_batch = Family::<PlanLabels, Gauge>::default();
         let blockers = Family::<PlanLabels, Gauge>::default();
+        let next_window = Family::<PlanLabels, Gauge>::default();
         let leader = Gauge::default();
         let evictions = Family::<OutcomeLabels, Counter>::default();
         let gate_verdicts = Family::<OutcomeLabels, Counter>::default();
@@ -103,6 +106,11 @@ impl Default for Metrics {
             blockers.clone(),
         );
         registry.register(
+            "plan_next_window_timestamp_seconds",
+            "When the maintenance window the plan waits for opens (Unix time), 0 when not waiting",
+            next_window.clone(),
+        );
+        registry.register(
             "leader",
             "1 while this replica holds the leader Lease",
             leader.clone(),
@@ -130,6 +138,7 @@ impl Default for Metrics {
             nodes_total,
             current_batch,
             blockers,
+            next_window,
             leader,
             evictions,
             gate_verdicts,
@@ -167,6 +176,12 @@ impl Metrics {
         self.blockers
             .get_or_create(&p)
             .set(i64::try_from(status.blockers.len()).unwrap_or(i64::MAX));
+        self.next_window.get_or_create(&p).set(
+            status
+                .next_window_at
+                .as_ref()
+                .map_or(0, |t| t.0.as_second()),
+        );
         if let Some(h) = &status.health {
             self.gate_verdicts
                 .get_or_create(&OutcomeLabels {
@@ -191,6 +206,7 @@ impl Metrics {
         self.nodes_total.remove(&p);
         self.current_batch.remove(&p);
         self.blockers.remove(&p);
+        self.next_window.remove(&p);
     }
 
     /// Count an eviction outcome.
@@ -239,6 +255,9 @@ mod tests {
                 verdict: Verdict::Unhealthy,
                 ..Default::default()
             }),
+            next_window_at: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                jiff::Timestamp::from_second(1_796_000_000).unwrap(),
+            )),
             ..Default::default()
         };
         m.observe_plan("workers", &status);
@@ -271,6 +290,10 @@ mod tests {
         );
         assert!(
             text.contains(r#"molt_reconcile_errors_total{category="kube"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"molt_plan_next_window_timestamp_seconds{plan="workers"} 1796000000"#),
             "{text}"
         );
         m.forget_plan("workers");

@@ -17,6 +17,7 @@ const EXPORTED_SERIES: &[&str] = &[
     "molt_plan_nodes",
     "molt_plan_current_batch",
     "molt_plan_blockers",
+    "molt_plan_next_window_timestamp_seconds",
     "molt_evictions_total",
     "molt_health_gate_verdicts_total",
     "molt_reconcile_errors_total",

@@ -596,5 +596,5 @@ fn the_chart_lints_and_the_samples_render() {
     }
     run(&helm, &args).unwrap_or_else(|e| panic!("{e}"));
     let samples = kustomize("config/samples");
-    assert_eq!(of_kind(&samples, "NodeUpdatePlan").len(), 3);
+    assert_eq!(of_kind(&samples, "NodeUpdatePlan").len(), 4);
 }

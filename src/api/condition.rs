@@ -28,6 +28,8 @@ pub mod reasons {
     pub const CLAIMED_BY_ANOTHER_PLAN: &str = "ClaimedByAnotherPlan";
     /// Claiming the selected nodes before the plan starts.
     pub const CLAIMING: &str = "Claiming";
+    /// No maintenance window is open: the next batch (or the plan) waits for one.
+    pub const OUTSIDE_MAINTENANCE_WINDOW: &str = "OutsideMaintenanceWindow";
     /// The spec cannot be carried out as written.
     pub const INVALID_SPEC: &str = "InvalidSpec";
     /// The plan took its nodes and started.

@@ -6,7 +6,9 @@ pub mod health;
 pub mod keys;
 pub mod plan;
 pub mod status;
+pub mod window;
 
 pub use health::*;
 pub use plan::*;
 pub use status::*;
+pub use window::*;

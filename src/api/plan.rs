@@ -8,6 +8,7 @@
 #![allow(clippy::duplicated_attributes)]
 
 use super::status::NodeUpdatePlanStatus;
+use super::window::MaintenanceWindow;
 use k8s_openapi::api::core::v1::Taint;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -59,6 +60,12 @@ const POSITIVE_DURATION_RULE: &str =
         type_ = "string",
         json_path = ".status.health.verdict",
         description = "Verdict of the health gate"
+    ),
+    printcolumn(
+        name = "Next-Window",
+        type_ = "string",
+        json_path = ".status.nextWindowAt",
+        description = "When the next maintenance window opens, while the plan waits for it"
     ),
     printcolumn(
         name = "Age",
@@ -113,6 +120,13 @@ pub struct NodeUpdatePlanSpec {
     /// The health gate keeps watching while paused.
     #[serde(default)]
     pub paused: bool,
+
+    /// When batches may start: a batch (the first included) starts only while one of these
+    /// windows is open; a batch in flight when its window closes finishes. Rollbacks are never
+    /// held. Empty (default): always open.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub maintenance_windows: Vec<MaintenanceWindow>,
 }
 
 /// The image the selected nodes move to.

@@ -78,6 +78,10 @@ pub struct NodeUpdatePlanStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub point_of_no_return_at: Option<Time>,
 
+    /// When the next maintenance window opens, while the plan waits for one (unset otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_window_at: Option<Time>,
+
     /// The last decision, in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,

@@ -24,6 +24,7 @@ pub mod slots;
 pub mod status;
 #[cfg(test)]
 mod tests;
+pub mod window;
 
 pub use action::{Action, Decision, Event, EventType, NewNode};
 pub use cleanup::{cleanup, cleanup_done};
@@ -56,6 +57,8 @@ pub fn decide(plan: &NodeUpdatePlan, observed: &Observed, now: Timestamp) -> Dec
         message: String::new(),
         held: false,
     };
+    // Set again below while the plan waits for a maintenance window.
+    step.status.next_window_at = None;
     match Settings::from_spec(&plan.spec) {
         Ok(_) if step.target_changed() => {
             let was = step.status.target_image.clone().unwrap_or_default();

@@ -5,6 +5,7 @@
 
 use crate::api::{NodeUpdatePlanSpec, StopPolicy, UnmanagedPodPolicy};
 use crate::engine::selector;
+use crate::engine::window::Windows;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::time::Duration;
 
@@ -19,6 +20,13 @@ pub enum SpecError {
     EmptyImage,
     #[error("spec.{field} is {value:?}; expected {expected}")]
     Invalid {
+        field: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("spec.maintenanceWindows[{index}].{field} is {value:?}; expected {expected}")]
+    Window {
+        index: usize,
         field: &'static str,
         value: String,
         expected: &'static str,
@@ -94,6 +102,8 @@ pub struct Settings {
     pub soak: Duration,
     pub on_failure: StopPolicy,
     pub paused: bool,
+    /// When batches may start.
+    pub windows: Windows,
 }
 
 fn duration(
@@ -187,6 +197,7 @@ impl Settings {
             soak: duration("health.soak", &spec.health.soak, true)?,
             on_failure: spec.on_failure,
             paused: spec.paused,
+            windows: Windows::parse(&spec.maintenance_windows)?,
         })
     }
 
@@ -251,6 +262,7 @@ mod tests {
             soak: Duration::ZERO,
             on_failure: StopPolicy::Rollback,
             paused: false,
+            windows: Windows::default(),
         }
     }
 

@@ -162,6 +162,9 @@ impl Step<'_> {
             );
             return;
         }
+        if self.outside_window(settings, &crate::engine::window::nodes_left(untaken.len())) {
+            return;
+        }
         let total = self.status.summary.nodes.max(1);
         let k = settings.size_of_batch(index, total) as usize;
         let mut old: Vec<String> = untaken.into_iter().take(k).collect();

@@ -79,6 +79,12 @@ impl Step<'_> {
             );
             return;
         }
+        if self.outside_window(settings, "not started: ") {
+            // Like a pause: nothing is held, not even claims, while the plan waits.
+            self.set_phase(Phase::Pending);
+            self.release_claims();
+            return;
+        }
         // Ownership first: nothing is provisioned or cordoned until every old node is seen to
         // carry this plan's claim (each claim is a compare-and-set, see `claims`).
         let me = self.name();

@@ -18,6 +18,7 @@ mod provisioning;
 mod rollback;
 mod scope;
 mod spec;
+mod windows;
 
 use super::{at, control_plane, node, plan, plan_yaml, pod, t0};
 use crate::api::condition::types;
