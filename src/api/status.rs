@@ -192,6 +192,9 @@ pub struct BatchStatus {
     /// pre-existing outage is visible and does not hide a new one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub preexisting_unhealthy: Vec<WorkloadRef>,
+    /// Metrics analysis during the soak: one entry per metric (`spec.analysis`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub analysis: Vec<super::analysis::MetricStatus>,
 }
 
 /// Where a batch is.

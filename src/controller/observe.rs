@@ -128,6 +128,7 @@ pub fn observe(
             .collect(),
         other_plans,
         eviction_feedback,
+        measurements: vec![],
     }
 }
 

@@ -12,6 +12,7 @@ mod drain;
 mod end_to_end;
 mod halt;
 mod health;
+mod metrics;
 mod pause;
 mod provisioning;
 mod rollback;
