@@ -37,6 +37,7 @@ pub struct PrometheusSource {
     pub address: String,
     /// How long one query may take before it counts as an Error (Go duration, > 0).
     #[serde(default = "default_timeout")]
+    #[schemars(extend("maxLength" = 32))]
     #[x_kube(validation = kube::core::Rule::new(crate::api::plan::POSITIVE_DURATION_RULE)
         .message("analysis.prometheus.timeout must be a positive duration such as 10s"))]
     pub timeout: Duration,
@@ -49,6 +50,7 @@ pub struct PrometheusSource {
     .message("a metric needs a successCondition, a failureCondition or both"))]
 pub struct MetricSpec {
     /// Names the metric in status, conditions and Events.
+    #[schemars(length(max = 63))]
     #[x_kube(validation = kube::core::Rule::new("self.matches('^[a-zA-Z0-9]([-_.a-zA-Z0-9]{0,61}[a-zA-Z0-9])?$')")
         .message("metric name must be 1-63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"))]
     pub name: String,
@@ -67,6 +69,7 @@ pub struct MetricSpec {
     pub failure_condition: Option<Comparison>,
     /// Time between measurements (Go duration, > 0).
     #[serde(default = "default_interval")]
+    #[schemars(extend("maxLength" = 32))]
     #[x_kube(validation = kube::core::Rule::new(crate::api::plan::POSITIVE_DURATION_RULE)
         .message("metric interval must be a positive duration such as 30s or 1m"))]
     pub interval: Duration,
