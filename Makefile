@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all help test lint fmt test-unit crds sync
+.PHONY: all help test lint fmt test-unit test-rules crds sync
 all: test
 
 ## help: list the documented targets (the `## target: …` comments of this Makefile and its includes)
@@ -12,8 +12,8 @@ help:
 	  /^## / && t != "" { sub(/^## /, ""); printf "  %-16s %s\n", "", $$0; next } \
 	  { t = "" }' $(MAKEFILE_LIST)
 
-## test: everything CI runs — formatting, lints, unit/property tests, then the end-to-end suite
-test: lint test-unit test-e2e
+## test: everything CI runs — formatting, lints, unit/property tests, alert-rule tests, then the end-to-end suite
+test: lint test-unit test-rules test-e2e
 
 ## lint: formatting check, dependency policy and clippy with warnings as errors
 lint: deny
@@ -32,6 +32,10 @@ fmt:
 ## test-unit: molt's unit, property and repository tests
 test-unit:
 	$(CARGO) test -p molt
+
+## test-rules: `promtool check rules` and `promtool test rules` on the alert rules (installs prometheus if missing)
+test-rules:
+	bash scripts/promtool.sh
 
 ## crds: regenerate crds/ from the Rust types, then every copy made from it
 crds:

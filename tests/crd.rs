@@ -373,3 +373,74 @@ fn an_image_with_whitespace_or_control_characters_is_rejected() {
         );
     }
 }
+
+fn analysis(metric: Value) -> Value {
+    json!({"prometheus": {"address": "http://prometheus.monitoring:9090"}, "metrics": [metric]})
+}
+
+fn error_rate() -> Value {
+    json!({"name": "error-rate", "query": "sum(rate(errors_total{node=~\"{{nodes}}\"}[2m]))",
+           "failureCondition": {"operator": ">", "value": 0.05}, "interval": "30s"})
+}
+
+#[test]
+fn a_metrics_analysis_is_admitted() {
+    let ok = with(&["analysis"], analysis(error_rate()));
+    assert_eq!(rejections(&ok, None), Vec::<String>::new());
+}
+
+#[test]
+fn bad_metrics_analyses_are_rejected() {
+    let mut no_condition = error_rate();
+    no_condition
+        .as_object_mut()
+        .unwrap()
+        .remove("failureCondition");
+    assert_rejected(
+        with(&["analysis"], analysis(no_condition)),
+        "a metric needs a successCondition, a failureCondition or both",
+    );
+    for bad in [
+        "prometheus:9090",
+        "https://p:9090",
+        "http://",
+        "http://p:9090/ x",
+    ] {
+        let mut a = analysis(error_rate());
+        a["prometheus"]["address"] = json!(bad);
+        assert_rejected(
+            with(&["analysis"], a),
+            "analysis.prometheus.address must be an http:// URL",
+        );
+    }
+    let mut zero = error_rate();
+    zero["interval"] = json!("0s");
+    assert_rejected(
+        with(&["analysis"], analysis(zero)),
+        "metric interval must be a positive duration",
+    );
+    let mut negative = error_rate();
+    negative["failureLimit"] = json!(-1);
+    assert_rejected(
+        with(&["analysis"], analysis(negative)),
+        "metric failureLimit must be 0 or more",
+    );
+    let mut a = analysis(error_rate());
+    a["metrics"] = json!([error_rate(), error_rate()]);
+    assert_rejected(
+        with(&["analysis"], a),
+        "analysis.metrics names must be unique",
+    );
+    let mut a = analysis(error_rate());
+    a["metrics"] = json!([]);
+    assert_rejected(
+        with(&["analysis"], a),
+        "analysis.metrics must list 1 to 10 metrics",
+    );
+    let mut bad_name = error_rate();
+    bad_name["name"] = json!("error rate");
+    assert_rejected(
+        with(&["analysis"], analysis(bad_name)),
+        "metric name must be",
+    );
+}

@@ -28,3 +28,6 @@ if ((major < 1 || (major == 1 && minor < 26))); then
   echo "e2e: Go $v is too old; the pinned kwok module needs Go 1.26 or newer" >&2
   exit 1
 fi
+
+# Prometheus, for the metrics-analysis test (and promtool, for the alert-rule tests).
+bash "$(dirname "${BASH_SOURCE[0]}")/../../scripts/prometheus.sh"

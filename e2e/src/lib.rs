@@ -18,6 +18,7 @@ pub mod k8s;
 pub mod molt;
 pub mod paths;
 pub mod plan;
+pub mod prometheus;
 pub mod scenario;
 pub mod scrape;
 pub mod tools;

@@ -605,10 +605,7 @@ async fn preexisting_crashloop_neither_trips_nor_hides() -> Result<()> {
         !st["health"]["unhealthy"].to_string().contains("legacy-"),
         "{st:#}"
     );
-    assert!(
-        st["preexisting"].to_string().contains("legacy"),
-        "{st:#}"
-    );
+    assert!(st["preexisting"].to_string().contains("legacy"), "{st:#}");
     finish(checker2).await?;
     wait_ready(&sc.ns, "web", 2, |n| new1.iter().any(|x| x == n)).await?;
     Ok(())

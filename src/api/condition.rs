@@ -62,6 +62,10 @@ pub mod reasons {
     pub const HEALTH_GATE_FAILED: &str = "HealthGateFailed";
     /// A new node did not become Ready in time, went NotReady, or vanished.
     pub const NODE_FAILED: &str = "NodeFailed";
+    /// A metric of the analysis failed more often than its failureLimit: the gate failed.
+    pub const METRIC_FAILED: &str = "MetricFailed";
+    /// A metric cannot be measured or decided (unreachable, errors, no data): the soak waits.
+    pub const METRIC_INCONCLUSIVE: &str = "MetricInconclusive";
     /// Health gate verdict not decided yet.
     pub const HEALTH_PENDING: &str = "HealthPending";
     /// Health gate verdict Healthy.

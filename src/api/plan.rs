@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 const DURATION_RULE: &str =
     "self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || self == '0'";
 /// CEL: a strictly positive Go duration.
-const POSITIVE_DURATION_RULE: &str =
+pub(crate) const POSITIVE_DURATION_RULE: &str =
     "self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) > duration('0s')";
 
 /// Desired state: which nodes move to which image, how fast, and what counts as healthy.
@@ -110,6 +110,10 @@ pub struct NodeUpdatePlanSpec {
     /// What the health gate watches and tolerates.
     #[serde(default)]
     pub health: HealthSpec,
+
+    /// Metrics analysis: Prometheus queries every batch's soak must pass (see `analysis`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<super::analysis::AnalysisSpec>,
 
     /// What to do when the health gate fails or a new node fails: `Rollback` (default) puts the
     /// cluster back on the old nodes; `Halt` stops where it is for a person to look.

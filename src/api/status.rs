@@ -202,6 +202,9 @@ pub struct BatchStatus {
     /// not check them. Batches are sized so that this stays 0; an Event says so if it does not.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub displaced_unrecorded: u32,
+    /// Metrics analysis during the soak: one entry per metric (`spec.analysis`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub analysis: Vec<super::analysis::MetricStatus>,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -8,12 +8,14 @@
 //! - [`evict`]: one eviction and what the API server's answer means.
 //! - [`nodes`]: node reads and compare-and-set patches (cordon, uncordon, release).
 //! - [`pods`]: pod watches limited to the nodes in flight.
+//! - [`metrics_query`]: the metrics analysis' Prometheus queries.
 
 pub mod carry_out;
 pub mod context;
 pub mod error;
 pub mod evict;
 pub mod execute;
+pub mod metrics_query;
 pub mod nodes;
 pub mod observe;
 pub mod pods;

@@ -146,6 +146,7 @@ where
             .collect(),
         other_plans,
         eviction_feedback,
+        measurements: vec![],
     }
 }
 

@@ -52,8 +52,10 @@ async fn apply(cached: &NodeUpdatePlan, ctx: &Context) -> Result<Action, Error> 
     };
     let plan = &fresh;
     ctx.pods.set(&name, &in_flight(plan.status.as_ref()));
-    let observed = snapshot(ctx, plan);
-    let decision = engine::decide(plan, &observed, jiff::Timestamp::now());
+    let now = jiff::Timestamp::now();
+    let mut observed = snapshot(ctx, plan);
+    observed.measurements = super::metrics_query::measure(plan, now).await;
+    let decision = engine::decide(plan, &observed, now);
 
     carry_out(&Shell { ctx, plan }, plan.status.as_ref(), &decision).await?;
     Ok(Action::requeue(decision.requeue_after.unwrap_or(RESYNC)))

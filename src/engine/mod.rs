@@ -7,6 +7,7 @@
 //! as the one that crashed would have.
 
 pub mod action;
+pub mod analysis;
 pub mod claims;
 pub mod cleanup;
 pub mod control_plane;

@@ -5,7 +5,7 @@ use crate::api::{BatchPhase, Verdict};
 use crate::engine::action::EventType;
 use crate::engine::health::{self, Gate};
 use crate::engine::settings::Settings;
-use crate::engine::{RETRY, Step};
+use crate::engine::{RETRY, Step, analysis};
 
 impl Step<'_> {
     /// The gate must stay Healthy for `soak`, without a break.
@@ -13,6 +13,10 @@ impl Step<'_> {
         let label = self.batch_label(i);
         if let Some(at) = gate.next_deadline {
             self.requeue_at(at);
+        }
+        let metrics = self.analyse(i);
+        if self.metrics_stop_soak(settings, i, &metrics) {
+            return;
         }
         if gate.only_interruptions() && self.status.batches[i].soak_started_at.is_some() {
             // A blip, or a restarted controller that has not seen the pods yet. The soak clock
@@ -50,6 +54,13 @@ impl Step<'_> {
             }
         };
         let done_at = health::add(since, settings.soak);
+        if let analysis::Verdict::Waiting(why) = &metrics {
+            self.say(
+                reasons::SOAKING,
+                format!("{label}: soaking, healthy since {since}; the soak passes after {why}"),
+            );
+            return;
+        }
         if self.now < done_at {
             self.requeue_at(done_at);
             self.say(

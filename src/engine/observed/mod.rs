@@ -40,6 +40,9 @@ pub struct Observed {
     /// The provider's slots this plan asked for, by slot id, as the provider reports them. A slot
     /// missing here is one the provider knows nothing of (not asked for yet, or gone).
     pub slots: BTreeMap<String, SlotView>,
+    /// Answers to the metrics analysis' queries the shell ran for this decision
+    /// ([`analysis::due`](super::analysis::due)); empty when none was due.
+    pub measurements: Vec<super::analysis::Measurement>,
 }
 
 /// What a provider reports of one slot.

@@ -13,6 +13,7 @@ mod end_to_end;
 mod gate;
 mod halt;
 mod health;
+mod metrics;
 mod pause;
 mod provisioning;
 mod rollback;

@@ -91,6 +91,7 @@ impl Sim {
                 .collect(),
             eviction_feedback: self.feedback.clone(),
             slots: crate::engine::slots::from_labels(&self.nodes),
+            measurements: vec![],
         }
     }
 
