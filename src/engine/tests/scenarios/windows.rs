@@ -174,6 +174,7 @@ fn a_rollback_is_not_held_by_a_closed_window() {
     // Outside the window, the new node fails: the rollback starts at once, old node first.
     w.tick(60);
     w.set_not_ready(&new_name(0, 0, 0));
+    w.tick(60); // health.notReadyTimeout: no longer a blip
     let d = w.step();
     assert_eq!(events(&d), [r::NODE_FAILED, r::ROLLBACK_STARTED]);
     assert_eq!(acts(&d).first().map(String::as_str), Some("Uncordon old-0"));
