@@ -199,7 +199,7 @@ pub struct BatchStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub displaced: Vec<DisplacedWorkload>,
     /// Displaced workloads beyond what status records (`displaced` is bounded): the gate could
-    /// not check them. Batches are sized so that this stays 0; an Event says so if it does not.
+    /// not check them (a `DisplacedUnrecorded` Event says so). 0 unless a batch displaces more than 2,000.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub displaced_unrecorded: u32,
     /// Metrics analysis during the soak: one entry per metric (`spec.analysis`).

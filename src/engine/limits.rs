@@ -4,8 +4,8 @@
 /// Entries kept in the status lists people read (unhealthy, waiting for, blockers).
 pub const MAX_LISTED: usize = 20;
 
-/// Displaced workloads recorded for the batch in flight (about 100 bytes each). A batch is made
-/// smaller than its `batchSize` rather than displace more than the gate can check.
+/// Displaced workloads recorded for the batch in flight (about 100 bytes each); beyond it a
+/// Warning says how many the gate could not check.
 pub const MAX_DISPLACED: usize = 2_000;
 
 /// Workloads whose outage before the plan is recorded; one beyond is not excused (the safe side).

@@ -4,7 +4,7 @@ use crate::api::condition::reasons;
 use crate::api::{BatchPhase, BatchStatus, Phase};
 use crate::engine::action::{Action, EventType};
 use crate::engine::health;
-use crate::engine::limits::{MAX_DISPLACED, MAX_PREEXISTING};
+use crate::engine::limits::MAX_PREEXISTING;
 use crate::engine::settings::Settings;
 use crate::engine::{Step, scope, slots};
 
@@ -167,14 +167,7 @@ impl Step<'_> {
         }
         let total = self.status.summary.nodes.max(1);
         let k = settings.size_of_batch(index, total) as usize;
-        let mut old: Vec<String> = untaken.into_iter().take(k).collect();
-        // No more displaced workloads than the gate can check: a smaller batch instead.
-        let spec = &self.plan.spec.health;
-        while old.len() > 1
-            && health::displaced_by(&old, self.observed, settings, spec).len() > MAX_DISPLACED
-        {
-            old.pop();
-        }
+        let old: Vec<String> = untaken.into_iter().take(k).collect();
         let new: Vec<String> = (0..old.len())
             .map(|slot| scope::slot_id(self.plan, self.status.attempt, index, slot))
             .collect();
@@ -190,17 +183,11 @@ impl Step<'_> {
         });
         self.update_summary(settings);
         let label = self.batch_label(index as usize);
-        let mut note = format!(
+        let note = format!(
             "{label}: replacing {} with {}",
             old.join(", "),
             new.join(", ")
         );
-        if k > old.len() {
-            note.push_str(&format!(
-                " ({} of batchSize {k}: more would displace more than the {MAX_DISPLACED} workloads the gate checks)",
-                old.len()
-            ));
-        }
         self.event(EventType::Normal, reasons::BATCH_STARTED, note);
         if let Some(outage) = outage_note {
             self.event(EventType::Normal, reasons::PREEXISTING_OUTAGE, outage);

@@ -261,6 +261,7 @@ pub fn evaluate(
     for batch in live.iter().filter(|b| b.phase == BatchPhase::Soaking) {
         workloads::shortfalls(&mut gate, settings, observed, batch, &seen, now);
     }
+    let counted: u32 = gate.unhealthy.iter().map(UnhealthyPod::pods).sum();
     let missing: u32 = gate
         .unhealthy
         .iter()
@@ -269,7 +270,6 @@ pub fn evaluate(
         .sum();
     gate.judged = gate.tracked - gate.excused + missing;
     gate.tolerated = settings.tolerated_unhealthy(gate.judged);
-    let counted = gate.unhealthy_count() - gate.failures.len() as u32;
     gate.verdict = if !gate.failures.is_empty() || counted > gate.tolerated {
         Verdict::Unhealthy
     } else if gate.waits.is_empty() {
