@@ -2,7 +2,6 @@
 //! blocks it. Written only by molt; people and tools read it (`kubectl describe nup`).
 
 use super::health::{DisplacedWorkload, HealthStatus, PreexistingOutage};
-use super::plan::NodeUpdatePlan;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::KubeSchema;
 use schemars::JsonSchema;
@@ -108,23 +107,37 @@ pub enum Phase {
     Failed,
 }
 
+/// The one place that says what each phase means for the rest of molt: who owns nodes, who is
+/// at rest, who is looked at again. Engine, claims and shell all ask these.
 impl Phase {
-    /// Phases in which the plan owns its nodes and may act on them.
-    pub fn is_active(self) -> bool {
-        matches!(
-            self,
-            Phase::Progressing | Phase::Paused | Phase::RollingBack | Phase::Halted
-        )
+    /// Come to rest: the plan acts on nothing (and holds nothing) until its spec changes.
+    pub fn at_rest(self) -> bool {
+        matches!(self, Phase::Succeeded | Phase::RolledBack | Phase::Failed)
     }
-}
 
-impl NodeUpdatePlan {
-    /// Whether the plan owns its claimed nodes right now (see [`Phase::is_active`]).
-    pub fn is_active(&self) -> bool {
-        self.status
-            .as_ref()
-            .and_then(|s| s.phase)
-            .is_some_and(Phase::is_active)
+    /// Going forward toward the target, or paused on the way (`started` or not).
+    pub fn forward(self) -> bool {
+        matches!(self, Phase::Progressing | Phase::Paused)
+    }
+
+    /// Acting on the cluster right now (the Progressing condition is True).
+    pub fn moving(self) -> bool {
+        matches!(self, Phase::Progressing | Phase::RollingBack)
+    }
+
+    /// In motion: looked at again at least every resync period, whatever the watches say.
+    pub fn in_motion(self) -> bool {
+        self.forward() || self == Phase::RollingBack
+    }
+
+    /// Owns the nodes it claimed, so no other plan may take them over. A plan paused before it
+    /// started has touched nothing and owns nothing.
+    pub fn owns_nodes(self, started: bool) -> bool {
+        match self {
+            Phase::Progressing | Phase::RollingBack | Phase::Halted => true,
+            Phase::Paused => started,
+            Phase::Pending | Phase::Succeeded | Phase::RolledBack | Phase::Failed => false,
+        }
     }
 }
 
@@ -243,6 +256,18 @@ pub struct Blocker {
     /// What kind of thing blocks: conditions and Events are derived from it, never from the words.
     #[serde(default)]
     pub kind: BlockerKind,
+}
+
+impl Blocker {
+    /// `node` belongs to `owner`, another plan that still holds it.
+    pub fn other_plan(node: &str, owner: &str) -> Self {
+        Blocker {
+            node: node.to_string(),
+            pod: None,
+            reason: format!("node {node} belongs to plan {owner}, which is still active"),
+            kind: BlockerKind::OtherPlan,
+        }
+    }
 }
 
 /// What kind of thing blocks progress.

@@ -97,10 +97,7 @@ fn moving(plans: &Store<NodeUpdatePlan>) -> Vec<ObjectRef<NodeUpdatePlan>> {
         .iter()
         .filter(|p| {
             let phase = p.status.as_ref().and_then(|s| s.phase);
-            !matches!(
-                phase,
-                Some(Phase::Succeeded | Phase::RolledBack | Phase::Failed)
-            )
+            !phase.is_some_and(Phase::at_rest)
         })
         .map(|p| ObjectRef::from_obj(p.as_ref()))
         .collect()

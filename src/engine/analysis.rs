@@ -9,6 +9,7 @@
 //! only once every metric has had a successful measurement and its last one did not fail.
 
 use super::Step;
+use super::forward::{Next, Stop};
 use crate::api::analysis::{AnalysisSpec, MeasurementPhase, MetricSpec, MetricStatus};
 use crate::api::{BatchPhase, BatchStatus, NodeUpdatePlan, Phase};
 use jiff::Timestamp;
@@ -57,7 +58,7 @@ pub(crate) enum Verdict {
 /// The batch whose soak is being analysed: the one in flight, if it is soaking.
 fn soaking_batch(plan: &NodeUpdatePlan) -> Option<&BatchStatus> {
     let status = plan.status.as_ref()?;
-    if !matches!(status.phase, Some(Phase::Progressing | Phase::Paused)) {
+    if !status.phase.is_some_and(Phase::forward) {
         return None;
     }
     let b = status
@@ -301,18 +302,18 @@ impl Step<'_> {
 impl Step<'_> {
     /// The soak of batch `i` cannot go on as usual: a failed metric stops the plan
     /// (`onFailure`), an undecidable one makes the soak wait and start again once it is decided.
-    pub(crate) fn metrics_stop_soak(
+    pub(crate) fn metrics_hold(
         &mut self,
         settings: &super::settings::Settings,
         i: usize,
         verdict: &Verdict,
-    ) -> bool {
+    ) -> Option<Next> {
         match verdict {
-            Verdict::Failed(why) => {
-                let reason = crate::api::condition::reasons::METRIC_FAILED;
-                self.stop(settings, settings.on_failure, reason, why.clone());
-                true
-            }
+            Verdict::Failed(why) => Some(Next::Stop(Stop {
+                policy: settings.on_failure,
+                reason: crate::api::condition::reasons::METRIC_FAILED,
+                message: why.clone(),
+            })),
             Verdict::Inconclusive(why) => {
                 let label = self.batch_label(i);
                 self.status.batches[i].soak_started_at = None;
@@ -320,9 +321,9 @@ impl Step<'_> {
                     crate::api::condition::reasons::METRIC_INCONCLUSIVE,
                     format!("{label}: waiting, neither passing nor rolling back: {why}"),
                 );
-                true
+                Some(Next::Wait)
             }
-            _ => false,
+            _ => None,
         }
     }
 }

@@ -19,12 +19,13 @@ pub fn holds(owner: &NodeUpdatePlan, me: &NodeUpdatePlan) -> bool {
     let status = owner.status.as_ref();
     let phase = status.and_then(|s| s.phase).unwrap_or(Phase::Pending);
     let started = status.is_some_and(|s| s.started_at.is_some());
-    match phase {
-        Phase::Progressing | Phase::RollingBack | Phase::Halted => true,
-        // Paused before it started: it claims nothing, and holds only as a plan that came first.
-        Phase::Paused => started || precedes(owner, me),
-        Phase::Pending => precedes(owner, me),
-        Phase::Succeeded | Phase::RolledBack | Phase::Failed => false,
+    if phase.owns_nodes(started) {
+        true
+    } else if phase.at_rest() {
+        false
+    } else {
+        // Not started yet (Pending, or paused before the start): the plan that came first holds.
+        precedes(owner, me)
     }
 }
 

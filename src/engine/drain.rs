@@ -74,8 +74,6 @@ pub struct DrainProgress {
     pub remaining: usize,
     /// Terminating pods waited for.
     pub terminating: usize,
-    /// Some PDB refuses an eviction.
-    pub blocked_by_pdb: bool,
     /// Nodes whose pods have not been observed yet.
     pub unobserved: Vec<String>,
     /// Pods still to leave, per node (observed nodes only).
@@ -86,6 +84,11 @@ impl DrainProgress {
     /// Every pod that had to leave is gone.
     pub fn complete(&self) -> bool {
         self.remaining == 0 && self.unobserved.is_empty()
+    }
+
+    /// Some PDB refuses an eviction.
+    pub fn blocked_by_pdb(&self) -> bool {
+        self.blockers.iter().any(|b| b.kind == BlockerKind::Pdb)
     }
 
     /// Nodes among those planned that exist, were observed and have nothing left to drain.
@@ -162,7 +165,6 @@ pub fn plan(nodes: &[String], observed: &Observed, rules: &Settings, evict: bool
                     if checks_pdb {
                         let matching = pdbs_for(pod, &observed.pdbs);
                         if let Some(reason) = pdb_refusal(pod, &matching, &budget) {
-                            progress.blocked_by_pdb = true;
                             progress.blockers.push(Blocker {
                                 node: node_name.clone(),
                                 pod: Some(pod.key()),
@@ -191,16 +193,13 @@ pub fn plan(nodes: &[String], observed: &Observed, rules: &Settings, evict: bool
                         f.uid == pod.uid && f.namespace == pod.namespace && f.pod == pod.name
                     }) {
                         let (reason, kind) = match &f.outcome {
-                            EvictionOutcome::Blocked(msg) => {
-                                progress.blocked_by_pdb = true;
-                                (
-                                    format!(
-                                        "pod {}: the API server refused the eviction (a PDB blocks it): {msg}",
-                                        pod.key()
-                                    ),
-                                    BlockerKind::Pdb,
-                                )
-                            }
+                            EvictionOutcome::Blocked(msg) => (
+                                format!(
+                                    "pod {}: the API server refused the eviction (a PDB blocks it): {msg}",
+                                    pod.key()
+                                ),
+                                BlockerKind::Pdb,
+                            ),
                             EvictionOutcome::Refused(msg) => (
                                 format!(
                                     "pod {}: the API server refused the eviction: {msg}",

@@ -184,11 +184,7 @@ impl Step<'_> {
 
     /// The plan has touched the cluster and has not come to rest.
     fn in_flight(&self) -> bool {
-        self.status.started_at.is_some()
-            && !matches!(
-                self.phase(),
-                Phase::Succeeded | Phase::RolledBack | Phase::Failed
-            )
+        self.status.started_at.is_some() && !self.phase().at_rest()
     }
 
     /// `spec.target` differs from the image the plan started with, while it is in flight.

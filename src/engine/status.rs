@@ -6,7 +6,7 @@
 use super::limits::MAX_LISTED;
 use super::{Action, Decision, RESYNC, Step};
 use crate::api::condition::{reasons, types};
-use crate::api::{BlockerKind, NodeUpdatePlanStatus, Phase, Verdict};
+use crate::api::{BlockerKind, NodeUpdatePlanStatus, Phase, Subject, Verdict};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 /// Set condition `type_` in `conditions`, keeping `lastTransitionTime` when the status is unchanged.
@@ -78,7 +78,7 @@ impl Step<'_> {
         let reason = self.reason;
         let message = self.message.clone();
         let mut conditions = std::mem::take(&mut self.status.conditions);
-        let moving = matches!(phase, Phase::Progressing | Phase::RollingBack) && !self.held;
+        let moving = phase.moving() && !self.held;
         set_condition(
             &mut conditions,
             types::PROGRESSING,
@@ -114,12 +114,9 @@ impl Step<'_> {
                         .unhealthy
                         .iter()
                         .take(3)
-                        .map(|u| {
-                            if u.pod.is_empty() {
-                                u.reason.clone()
-                            } else {
-                                format!("{}/{}: {}", u.namespace, u.pod, u.reason)
-                            }
+                        .map(|u| match u.subject {
+                            Subject::Pod => format!("{}/{}: {}", u.namespace, u.pod, u.reason),
+                            Subject::Node | Subject::Workload => u.reason.clone(),
                         })
                         .collect();
                     (
@@ -238,10 +235,7 @@ impl Step<'_> {
         self.status.conditions = conditions;
 
         let mut requeue = self.requeue;
-        if matches!(
-            phase,
-            Phase::Progressing | Phase::RollingBack | Phase::Paused
-        ) {
+        if phase.in_motion() {
             requeue = Some(requeue.map_or(RESYNC, |r| r.min(RESYNC)));
         }
         // One intent once: steps of the same decision may ask for the same thing (a claim at the

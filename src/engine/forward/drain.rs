@@ -8,16 +8,19 @@ use crate::engine::limits::MAX_DISPLACED;
 use crate::engine::settings::Settings;
 use crate::engine::{RETRY, Step, drain};
 
+use super::{Next, Stop};
+
 impl Step<'_> {
-    /// Provisioning → Draining: record the pre-drain ready counts, then cordon and evict.
-    pub(crate) fn start_drain(&mut self, settings: &Settings, i: usize) {
+    /// Provisioning → Draining: record the pre-drain ready counts; the drain stage cordons and
+    /// evicts.
+    pub(crate) fn start_drain(&mut self, settings: &Settings, i: usize) -> Next {
         let label = self.batch_label(i);
         if settings.paused {
             self.say(
                 reasons::PAUSED,
                 format!("{label}: new nodes Ready; old nodes not cordoned while paused"),
             );
-            return;
+            return Next::Wait;
         }
         let old: Vec<String> = self.status.batches[i].old_nodes.clone();
         let unobserved: Vec<&String> = old
@@ -36,7 +39,7 @@ impl Step<'_> {
                 ),
             );
             self.requeue_within(RETRY);
-            return;
+            return Next::Wait;
         }
         // Cordon only nodes this plan is seen to own: a claim that lost a race to another plan
         // (the shell's claim is conditional) must not be cordoned by both.
@@ -53,12 +56,7 @@ impl Step<'_> {
             let names: Vec<&str> = unclaimed.iter().map(|s| s.as_str()).collect();
             let elsewhere = self.claimed_elsewhere(&names);
             for (node, owner) in &elsewhere {
-                self.blockers.push(crate::api::Blocker {
-                    node: node.clone(),
-                    pod: None,
-                    reason: format!("node {node} belongs to plan {owner}, which is still active"),
-                    kind: crate::api::BlockerKind::OtherPlan,
-                });
+                self.blockers.push(Blocker::other_plan(node, owner));
             }
             let free: Vec<String> = unclaimed
                 .iter()
@@ -74,7 +72,7 @@ impl Step<'_> {
                 ),
             );
             self.requeue_within(RETRY);
-            return;
+            return Next::Wait;
         }
         let displaced = health::displaced_by(&old, self.observed, settings, &self.plan.spec.health);
         let unrecorded = displaced.len().saturating_sub(MAX_DISPLACED);
@@ -99,55 +97,38 @@ impl Step<'_> {
             reasons::DRAINING,
             format!("{label}: cordoning and draining {}", old.join(", ")),
         );
-        self.draining(settings, i);
+        Next::Advance
     }
 
-    /// Cordon the batch's old nodes (idempotently) and evict the next slice of pods.
-    pub(crate) fn draining(&mut self, settings: &Settings, i: usize) {
+    /// Cordon the batch's old nodes (idempotently) and evict the next slice of pods. The drain is
+    /// done once every old node is seen cordoned and empty; past `drain.timeout` it stops, before
+    /// anything more is planned.
+    pub(crate) fn draining(&mut self, settings: &Settings, i: usize) -> Next {
         let label = self.batch_label(i);
         let batch = self.status.batches[i].clone();
-        if !settings.paused {
-            for name in &batch.old_nodes {
-                if let Some(n) = self.observed.node(name)
-                    && !n.unschedulable
-                    && !n.is_control_plane()
-                {
-                    self.actions.push(Action::Cordon { node: name.clone() });
-                }
-            }
-        }
+        let uncordoned: Vec<String> = batch
+            .old_nodes
+            .iter()
+            .filter_map(|name| self.observed.node(name))
+            .filter(|n| !n.unschedulable && !n.is_control_plane())
+            .map(|n| n.name.clone())
+            .collect();
         let mut progress = drain::plan(&batch.old_nodes, self.observed, settings, !settings.paused);
         self.explain_exhausted_budgets(&mut progress.blockers);
         let was_blocked = !self.status.blockers.is_empty();
-        self.actions.extend(progress.evictions.iter().cloned());
         self.blockers.extend(progress.blockers.iter().cloned());
-        if progress.complete() {
-            let now = self.now_time();
-            let b = &mut self.status.batches[i];
-            b.drain_completed_at = Some(now);
-            b.phase = BatchPhase::Soaking;
-            b.soak_started_at = None;
-            health::track_shortfalls(b, self.observed, self.now);
-            self.event(
-                EventType::Normal,
-                reasons::DRAIN_COMPLETED,
-                format!("{label}: {} drained", batch.old_nodes.join(", ")),
-            );
-            let gate = self.evaluate_gate(settings);
-            self.record_health(&gate);
-            return self.soaking(settings, i, &gate);
-        }
-        let started = batch.drain_started_at.as_ref().map_or(self.now, |t| t.0);
-        let deadline = health::add(started, settings.drain_timeout);
         let blockers: Vec<String> = progress
             .blockers
             .iter()
             .take(3)
             .map(|b| b.reason.clone())
             .collect();
+        let started = batch.drain_started_at.as_ref().map_or(self.now, |t| t.0);
+        let deadline = health::add(started, settings.drain_timeout);
+        let done = progress.complete() && uncordoned.is_empty();
         // While paused molt itself holds the drain back, so the timeout does not run out; the
         // drain clock starts again when the pause ends.
-        if self.now >= deadline && !settings.paused {
+        if !done && self.now >= deadline && !settings.paused {
             let message = format!(
                 "{label}: the drain of {} did not finish within {} (drain.timeout); {} pods left{}",
                 batch.old_nodes.join(", "),
@@ -159,13 +140,32 @@ impl Step<'_> {
                     format!("; {}", blockers.join("; "))
                 }
             );
-            return self.stop(
-                settings,
-                settings.on_timeout,
-                reasons::DRAIN_TIMEOUT,
+            return Next::Stop(Stop {
+                policy: settings.on_timeout,
+                reason: reasons::DRAIN_TIMEOUT,
                 message,
-            );
+            });
         }
+        if done {
+            let now = self.now_time();
+            let b = &mut self.status.batches[i];
+            b.drain_completed_at = Some(now);
+            b.phase = BatchPhase::Soaking;
+            b.soak_started_at = None;
+            health::track_shortfalls(b, self.observed, self.now);
+            self.event(
+                EventType::Normal,
+                reasons::DRAIN_COMPLETED,
+                format!("{label}: {} drained", batch.old_nodes.join(", ")),
+            );
+            return Next::Advance;
+        }
+        if !settings.paused {
+            for node in uncordoned {
+                self.actions.push(Action::Cordon { node });
+            }
+        }
+        self.actions.extend(progress.evictions.iter().cloned());
         self.requeue_at(deadline);
         if !progress.blockers.is_empty()
             || progress.terminating > 0
@@ -174,7 +174,7 @@ impl Step<'_> {
             self.requeue_within(RETRY);
         }
         if !was_blocked && !progress.blockers.is_empty() {
-            let reason = if progress.blocked_by_pdb {
+            let reason = if progress.blocked_by_pdb() {
                 reasons::DRAIN_BLOCKED_BY_PDB
             } else {
                 reasons::DRAIN_BLOCKED_BY_POD
@@ -203,6 +203,7 @@ impl Step<'_> {
             self.requeue_within(RETRY);
         }
         self.say(reasons::DRAINING, msg);
+        Next::Wait
     }
 
     /// A budget that refuses because its workload was already short before the plan is that

@@ -1,7 +1,10 @@
 //! Rolling forward: start, batches (provision → cordon and drain → soak → advance), completion.
 //!
-//! One file per stage: [`start`], [`provision`], [`drain`], [`soak`]; here the step forward
-//! that dispatches on the batch's phase, the gate trip and the one door to a stop.
+//! One file per stage: [`start`], [`provision`], [`drain`], [`soak`]. Each stage of a batch
+//! returns what it decided ([`Next`]) instead of acting on the rest of the step; here the step
+//! forward runs the stages until one waits or stops, and [`Step::stop`] is the one door to a
+//! stop. A stage that stops does so before it plans any action toward the target, so nothing
+//! planned has to be taken back.
 
 mod drain;
 mod provision;
@@ -16,6 +19,33 @@ use super::{Step, scope, slots};
 use crate::api::condition::reasons;
 use crate::api::{BatchPhase, Failure, HealthStatus, Phase, StopPolicy, Verdict};
 use std::collections::BTreeSet;
+
+/// What a stage of the batch in flight decided in this step.
+#[derive(Debug)]
+pub(crate) enum Next {
+    /// Stay in this stage: the step ends here.
+    Wait,
+    /// The stage is done and the batch's next stage is recorded: go on with it in this step.
+    Advance,
+    /// Stop going forward.
+    Stop(Stop),
+}
+
+/// A decision to stop going forward, and why.
+#[derive(Debug)]
+pub(crate) struct Stop {
+    /// Halt in place or roll back.
+    pub(crate) policy: StopPolicy,
+    /// The condition and Event reason.
+    pub(crate) reason: &'static str,
+    /// What happened, for a person.
+    pub(crate) message: String,
+}
+
+/// Stages one step may pass through: provision → drain → soak → remove → next batch, with room
+/// to spare. Each `Advance` records a later stage, so the bound is never reached; it only keeps a
+/// mistake from looping.
+const MAX_STAGES_PER_STEP: usize = 8;
 
 impl Step<'_> {
     /// Nodes claimed by another active plan, among `names`.
@@ -76,7 +106,7 @@ impl Step<'_> {
                 health::track_shortfalls(b, observed, now);
             }
         }
-        let gate = self.evaluate_gate(settings);
+        let mut gate = self.evaluate_gate(settings);
         self.record_health(&gate);
         if gate.verdict == Verdict::Unhealthy && self.status.point_of_no_return_at.is_none() {
             let reason = if !gate.failures.is_empty() {
@@ -84,42 +114,44 @@ impl Step<'_> {
             } else {
                 reasons::HEALTH_GATE_FAILED
             };
-            return self.stop(settings, settings.on_failure, reason, gate.describe());
+            return self.stop(
+                settings,
+                Stop {
+                    policy: settings.on_failure,
+                    reason,
+                    message: gate.describe(),
+                },
+            );
         }
         if let Some(at) = gate.next_deadline {
             self.requeue_at(at);
         }
-        // A claim lost between the status write and its action (a crash) is made again, so the
-        // pool stays this plan's for as long as the plan runs.
-        let old: Vec<&str> = scope::old_nodes(self.plan, self.observed)
-            .into_iter()
-            .map(|n| n.name.as_str())
-            .collect();
-        let elsewhere: BTreeSet<String> = self
-            .claimed_elsewhere(&old)
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect();
-        let mine: Vec<String> = old
-            .into_iter()
-            .filter(|n| !elsewhere.contains(*n))
-            .map(String::from)
-            .collect();
-        self.claim(&mine);
-        match self
-            .status
-            .batches
-            .iter()
-            .rposition(|b| b.phase != BatchPhase::Completed)
-        {
-            Some(i) => match self.status.batches[i].phase {
-                BatchPhase::Provisioning => self.provisioning(settings, i),
-                BatchPhase::Draining => self.draining(settings, i),
-                BatchPhase::Soaking => self.soaking(settings, i, &gate),
-                BatchPhase::RemovingOldNodes => self.removing(settings, i),
-                BatchPhase::Completed | BatchPhase::RolledBack => self.next_batch(settings),
-            },
-            None => self.next_batch(settings),
+        self.reclaim();
+        for _ in 0..MAX_STAGES_PER_STEP {
+            let next = match self
+                .status
+                .batches
+                .iter()
+                .rposition(|b| b.phase != BatchPhase::Completed)
+            {
+                Some(i) => match self.status.batches[i].phase {
+                    BatchPhase::Provisioning => self.provisioning(settings, i),
+                    BatchPhase::Draining => self.draining(settings, i),
+                    BatchPhase::Soaking => self.soaking(settings, i, &gate),
+                    BatchPhase::RemovingOldNodes => self.removing(settings, i),
+                    BatchPhase::Completed | BatchPhase::RolledBack => self.next_batch(settings),
+                },
+                None => self.next_batch(settings),
+            };
+            match next {
+                Next::Wait => break,
+                // The gate covers what the batch is doing now.
+                Next::Advance => {
+                    gate = self.evaluate_gate(settings);
+                    self.record_health(&gate);
+                }
+                Next::Stop(stop) => return self.stop(settings, stop),
+            }
         }
         if settings.paused && self.phase() == Phase::Progressing {
             self.set_phase(Phase::Paused);
@@ -148,17 +180,35 @@ impl Step<'_> {
         });
     }
 
-    /// Stop going forward: halt in place or roll back. Forward actions planned in this step are
-    /// dropped, so nothing toward the target follows the decision.
-    pub(crate) fn stop(
-        &mut self,
-        settings: &Settings,
-        how: StopPolicy,
-        reason: &'static str,
-        message: String,
-    ) {
-        self.actions
-            .retain(|a| matches!(a, Action::Release { .. } | Action::Uncordon { .. }));
+    /// A claim lost between the status write and its action (a crash) is made again, so the pool
+    /// stays this plan's for as long as the plan runs.
+    fn reclaim(&mut self) {
+        let old: Vec<&str> = scope::old_nodes(self.plan, self.observed)
+            .into_iter()
+            .map(|n| n.name.as_str())
+            .collect();
+        let elsewhere: BTreeSet<String> = self
+            .claimed_elsewhere(&old)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        let mine: Vec<String> = old
+            .into_iter()
+            .filter(|n| !elsewhere.contains(*n))
+            .map(String::from)
+            .collect();
+        self.claim(&mine);
+    }
+
+    /// Stop going forward: halt in place or roll back. The one door to a stop; what was planned
+    /// before it in this step is kept (claims and uncordons only: a stage decides to stop before
+    /// it plans anything toward the target).
+    pub(crate) fn stop(&mut self, settings: &Settings, stop: Stop) {
+        let Stop {
+            policy,
+            reason,
+            message,
+        } = stop;
         let batch = self
             .status
             .batches
@@ -172,7 +222,7 @@ impl Step<'_> {
             batch,
         });
         self.event(EventType::Warning, reason, message.clone());
-        match how {
+        match policy {
             StopPolicy::Halt => {
                 self.set_phase(Phase::Halted);
                 self.status.stopped_generation = Some(self.generation());

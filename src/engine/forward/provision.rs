@@ -8,9 +8,11 @@ use crate::engine::limits::MAX_PREEXISTING;
 use crate::engine::settings::Settings;
 use crate::engine::{Step, scope, slots};
 
+use super::Next;
+
 impl Step<'_> {
     /// Waiting for the batch's new nodes; Provision any that do not exist yet.
-    pub(crate) fn provisioning(&mut self, settings: &Settings, i: usize) {
+    pub(crate) fn provisioning(&mut self, settings: &Settings, i: usize) -> Next {
         let batch = self.status.batches[i].clone();
         let attempt = self.status.attempt;
         let mut keep = vec![true; batch.old_nodes.len()];
@@ -69,7 +71,7 @@ impl Step<'_> {
                     batch.new_nodes.join(", ")
                 ),
             );
-            return;
+            return Next::Wait;
         }
         if batch.ready_at.is_none() {
             self.status.batches[i].ready_at = Some(self.now_time());
@@ -83,20 +85,20 @@ impl Step<'_> {
                 ),
             );
         }
-        self.start_drain(settings, i);
+        self.start_drain(settings, i)
     }
 
     /// Start the next batch, or finish the plan.
-    pub(crate) fn next_batch(&mut self, settings: &Settings) {
-        let me = self.name();
-        let untaken: Vec<String> = scope::untaken(self.plan, self.observed, &self.status.batches)
+    pub(crate) fn next_batch(&mut self, settings: &Settings) -> Next {
+        let pool: Vec<&str> = scope::untaken(self.plan, self.observed, &self.status.batches)
             .into_iter()
-            .filter(|n| {
-                n.claimed_by().is_none_or(|c| {
-                    c == me || !self.observed.other_plans.get(c).copied().unwrap_or(false)
-                })
-            })
-            .map(|n| n.name.clone())
+            .map(|n| n.name.as_str())
+            .collect();
+        let elsewhere = self.claimed_elsewhere(&pool);
+        let untaken: Vec<String> = pool
+            .into_iter()
+            .filter(|n| !elsewhere.iter().any(|(e, _)| e == n))
+            .map(String::from)
             .collect();
         if !untaken.is_empty() {
             return self.start_batch(settings, untaken);
@@ -116,7 +118,7 @@ impl Step<'_> {
                         reasons::PAUSED,
                         "every batch passed; old nodes are kept while paused",
                     );
-                    return;
+                    return Next::Wait;
                 }
                 self.status.point_of_no_return_at = Some(self.now_time());
                 self.event(
@@ -133,7 +135,7 @@ impl Step<'_> {
                     leftover.join(", ")
                 ),
             );
-            return;
+            return Next::Wait;
         }
         self.set_phase(Phase::Succeeded);
         self.status.completed_at = Some(self.now_time());
@@ -151,19 +153,21 @@ impl Step<'_> {
             format!("all {n} nodes run {}", self.plan.spec.target.image),
         );
         self.release_claims();
+        Next::Wait
     }
 
-    pub(crate) fn start_batch(&mut self, settings: &Settings, untaken: Vec<String>) {
+    /// A new batch: its old nodes and slots recorded, to be provisioned by the next stage.
+    pub(crate) fn start_batch(&mut self, settings: &Settings, untaken: Vec<String>) -> Next {
         let index = self.status.batches.len() as u32;
         if settings.paused {
             self.say(
                 reasons::PAUSED,
                 format!("{} nodes left; no new batch while paused", untaken.len()),
             );
-            return;
+            return Next::Wait;
         }
         if self.outside_window(settings, &crate::engine::window::nodes_left(untaken.len())) {
-            return;
+            return Next::Wait;
         }
         let total = self.status.summary.nodes.max(1);
         let k = settings.size_of_batch(index, total) as usize;
@@ -192,10 +196,7 @@ impl Step<'_> {
         if let Some(outage) = outage_note {
             self.event(EventType::Normal, reasons::PREEXISTING_OUTAGE, outage);
         }
-        // The gate now covers the new batch (its nodes are pending).
-        let gate = self.evaluate_gate(settings);
-        self.record_health(&gate);
-        self.provisioning(settings, index as usize);
+        Next::Advance
     }
 
     /// The outages the gate excuses: taken when the first batch starts, before the plan touched

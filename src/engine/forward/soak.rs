@@ -7,16 +7,18 @@ use crate::engine::health::{self, Gate};
 use crate::engine::settings::Settings;
 use crate::engine::{RETRY, Step, analysis};
 
+use super::Next;
+
 impl Step<'_> {
     /// The gate must stay Healthy for `soak`, without a break.
-    pub(crate) fn soaking(&mut self, settings: &Settings, i: usize, gate: &Gate) {
+    pub(crate) fn soaking(&mut self, settings: &Settings, i: usize, gate: &Gate) -> Next {
         let label = self.batch_label(i);
         if let Some(at) = gate.next_deadline {
             self.requeue_at(at);
         }
         let metrics = self.analyse(i);
-        if self.metrics_stop_soak(settings, i, &metrics) {
-            return;
+        if let Some(next) = self.metrics_hold(settings, i, &metrics) {
+            return next;
         }
         if gate.only_interruptions() && self.status.batches[i].soak_started_at.is_some() {
             // A blip, or a restarted controller that has not seen the pods yet. The soak clock
@@ -32,7 +34,7 @@ impl Step<'_> {
                 reasons::SOAKING,
                 format!("{label}: soaking; waiting for {}", what.join(", ")),
             );
-            return;
+            return Next::Wait;
         }
         if gate.verdict != Verdict::Healthy {
             self.status.batches[i].soak_started_at = None;
@@ -44,7 +46,7 @@ impl Step<'_> {
                     gate.describe()
                 ),
             );
-            return;
+            return Next::Wait;
         }
         let since = match &self.status.batches[i].soak_started_at {
             Some(t) => t.0,
@@ -59,7 +61,7 @@ impl Step<'_> {
                 reasons::SOAKING,
                 format!("{label}: soaking, healthy since {since}; the soak passes after {why}"),
             );
-            return;
+            return Next::Wait;
         }
         if self.now < done_at {
             self.requeue_at(done_at);
@@ -70,7 +72,7 @@ impl Step<'_> {
                     gate.describe()
                 ),
             );
-            return;
+            return Next::Wait;
         }
         self.event(
             EventType::Normal,
@@ -79,7 +81,6 @@ impl Step<'_> {
         );
         if settings.blue_green {
             self.complete_batch(i);
-            self.next_batch(settings);
         } else {
             self.status.batches[i].phase = BatchPhase::RemovingOldNodes;
             self.event(
@@ -90,8 +91,8 @@ impl Step<'_> {
                     self.status.batches[i].old_nodes.join(", ")
                 ),
             );
-            self.removing(settings, i);
         }
+        Next::Advance
     }
 
     pub(crate) fn complete_batch(&mut self, i: usize) {
@@ -111,17 +112,17 @@ impl Step<'_> {
         );
     }
 
-    pub(crate) fn removing(&mut self, settings: &Settings, i: usize) {
+    pub(crate) fn removing(&mut self, settings: &Settings, i: usize) -> Next {
         let label = self.batch_label(i);
         let old = self.status.batches[i].old_nodes.clone();
         if self.remove_old(settings, &old) {
             self.complete_batch(i);
-            self.next_batch(settings);
-        } else {
-            self.say(
-                reasons::REMOVING_OLD_NODES,
-                format!("{label}: removing old nodes {}", old.join(", ")),
-            );
+            return Next::Advance;
         }
+        self.say(
+            reasons::REMOVING_OLD_NODES,
+            format!("{label}: removing old nodes {}", old.join(", ")),
+        );
+        Next::Wait
     }
 }

@@ -30,12 +30,8 @@ impl Step<'_> {
             // Give way entirely: a claim kept here could stop the plan that holds the rest.
             self.release_claims();
             for (node, owner) in &conflicts {
-                self.blockers.push(crate::api::Blocker {
-                    node: node.clone(),
-                    pod: None,
-                    reason: format!("node {node} belongs to plan {owner}, which is still active"),
-                    kind: crate::api::BlockerKind::OtherPlan,
-                });
+                self.blockers
+                    .push(crate::api::Blocker::other_plan(node, owner));
             }
             let owners: BTreeSet<&str> = conflicts.iter().map(|(_, o)| o.as_str()).collect();
             let owners: Vec<&str> = owners.into_iter().collect();

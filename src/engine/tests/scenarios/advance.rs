@@ -37,19 +37,16 @@ fn blue_green_keeps_old_nodes_until_every_batch_passed_then_removes_them() {
     );
     assert_eq!(events(&d), [r::PLAN_STARTED, r::BATCH_STARTED]);
 
+    // The drain is done once the old node is seen cordoned, even with nothing on it.
     let d = next(&mut w);
-    assert_eq!(
-        acts(&d),
-        [
-            "Cordon old-0".to_string(),
-            format!("Provision {n1} for old-1")
-        ]
-    );
+    assert_eq!(acts(&d), ["Cordon old-0"]);
+    assert_eq!(events(&d), [r::NODES_READY, r::DRAINING]);
+    assert_eq!(w.batch(0).phase, BatchPhase::Draining);
+    let d = w.step();
+    assert_eq!(acts(&d), [format!("Provision {n1} for old-1")]);
     assert_eq!(
         events(&d),
         [
-            r::NODES_READY,
-            r::DRAINING,
             r::DRAIN_COMPLETED,
             r::HEALTH_GATE_PASSED,
             r::BATCH_COMPLETED,
@@ -71,15 +68,13 @@ fn blue_green_keeps_old_nodes_until_every_batch_passed_then_removes_them() {
     );
 
     let d = next(&mut w);
-    assert_eq!(
-        acts(&d),
-        ["Cordon old-1", "RemoveNode old-0", "RemoveNode old-1"]
-    );
+    assert_eq!(acts(&d), ["Cordon old-1"]);
+    assert_eq!(events(&d), [r::NODES_READY, r::DRAINING]);
+    let d = w.step();
+    assert_eq!(acts(&d), ["RemoveNode old-0", "RemoveNode old-1"]);
     assert_eq!(
         events(&d),
         [
-            r::NODES_READY,
-            r::DRAINING,
             r::DRAIN_COMPLETED,
             r::HEALTH_GATE_PASSED,
             r::BATCH_COMPLETED,
@@ -138,12 +133,13 @@ fn without_blue_green_each_batch_removes_its_old_nodes_once_it_passed() {
     let n1 = new_name(0, 1, 0);
     w.step();
     let d = next(&mut w);
-    assert_eq!(acts(&d), ["Cordon old-0", "RemoveNode old-0"]);
+    assert_eq!(acts(&d), ["Cordon old-0"]);
+    assert_eq!(events(&d), [r::NODES_READY, r::DRAINING]);
+    let d = w.step();
+    assert_eq!(acts(&d), ["RemoveNode old-0"]);
     assert_eq!(
         events(&d),
         [
-            r::NODES_READY,
-            r::DRAINING,
             r::DRAIN_COMPLETED,
             r::HEALTH_GATE_PASSED,
             r::REMOVING_OLD_NODES
@@ -167,7 +163,9 @@ fn without_blue_green_each_batch_removes_its_old_nodes_once_it_passed() {
     assert_eq!(w.status().summary.updated, 1);
 
     let d = next(&mut w);
-    assert_eq!(acts(&d), ["Cordon old-1", "RemoveNode old-1"]);
+    assert_eq!(acts(&d), ["Cordon old-1"]);
+    let d = w.step();
+    assert_eq!(acts(&d), ["RemoveNode old-1"]);
     w.tick(5);
     let d = w.step();
     assert_eq!(events(&d), [r::BATCH_COMPLETED, r::SUCCEEDED]);

@@ -135,6 +135,7 @@ fn a_pause_holds_back_the_next_batch() {
     w.step();
     w.tick(20);
     w.ready_new_nodes();
+    w.step(); // cordoned
     w.step(); // drained, soaking
     pause(&mut w, true);
     w.tick(60);
@@ -167,7 +168,8 @@ fn a_pause_holds_back_the_point_of_no_return() {
     w.step();
     w.tick(20);
     w.ready_new_nodes();
-    w.step();
+    w.step(); // cordoned
+    w.step(); // drained, soaking
     pause(&mut w, true);
     w.tick(60);
     let d = w.step();

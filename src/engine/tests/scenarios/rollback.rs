@@ -141,11 +141,13 @@ fn a_blue_green_rollback_undoes_every_batch() {
     w.step();
     w.tick(20);
     w.ready_new_nodes();
+    w.step(); // batch 1 cordoned
     w.step(); // batch 1 drained, soaking
     w.tick(60);
     w.step(); // batch 1 passed, batch 2 provisioning
     w.tick(20);
     w.ready_new_nodes();
+    w.step(); // batch 2 cordoned
     w.step(); // batch 2 drained, soaking
     assert_eq!(
         (w.batch(0).phase, w.batch(1).phase),
@@ -201,6 +203,7 @@ fn without_blue_green_only_the_batch_in_flight_is_rolled_back() {
     w.step();
     w.tick(20);
     w.ready_new_nodes();
+    w.step(); // batch 1 cordoned
     w.step(); // batch 1 drained, soaking
     w.tick(60);
     w.step(); // batch 1 passed: old-0 removed
@@ -208,6 +211,7 @@ fn without_blue_green_only_the_batch_in_flight_is_rolled_back() {
     w.step(); // batch 1 completed, batch 2 provisioning
     w.tick(20);
     w.ready_new_nodes();
+    w.step(); // batch 2 cordoned
     w.step(); // batch 2 drained, soaking
     assert_eq!(
         (w.batch(0).phase, w.batch(1).phase),

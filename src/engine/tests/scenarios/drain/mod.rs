@@ -57,6 +57,23 @@ fn the_draining_event_is_emitted_once_so_it_travels_apart_from_the_cordon() {
 }
 
 #[test]
+fn a_drain_is_done_only_once_its_cordon_is_seen_even_on_an_empty_node() {
+    let (mut w, d) = first_drain(plan(), 1, vec![], vec![]);
+    assert_eq!(acts(&d), ["Cordon old-0"]);
+    w.tick(1);
+    // The status was written, the cordon was not (a conflict): no soak on a schedulable node.
+    let d = w.step();
+    assert_eq!(acts(&d), ["Cordon old-0"], "the cordon is asked for again");
+    assert_eq!(w.batch(0).phase, BatchPhase::Draining);
+    assert!(!events(&d).contains(&reasons::DRAIN_COMPLETED));
+    w.tick(1);
+    let d = w.step();
+    assert_eq!(acts(&d), Vec::<String>::new());
+    assert_eq!(events(&d), [reasons::DRAIN_COMPLETED]);
+    assert_eq!(w.batch(0).phase, BatchPhase::Soaking);
+}
+
+#[test]
 fn molt_cordons_the_batch_before_evicting_and_records_that_it_did() {
     let (mut w, d) = first_drain(
         plan(),
@@ -214,6 +231,17 @@ fn a_drain_that_times_out_halts_by_default() {
     w.tick(60);
     let d = w.step();
     assert_idle(&d);
+}
+
+#[test]
+fn a_drain_that_times_out_plans_nothing_toward_the_target_even_when_a_budget_opens() {
+    let (mut w, _) = stuck_on_pdb("");
+    // Someone uncordoned the node and the budget opened, both just as the timeout ran out.
+    w.node_mut("old-0").unschedulable = false;
+    w.obs.pdbs = vec![pdb("web-pdb", "web", 1, 4, 3)];
+    let d = w.decide();
+    assert_eq!(events(&d), [reasons::DRAIN_TIMEOUT, reasons::HALTED]);
+    assert_eq!(acts(&d), Vec::<String>::new(), "no cordon, no eviction");
 }
 
 #[test]

@@ -199,15 +199,11 @@ fn a_terminating_pod_on_an_unreachable_node_does_not_hold_the_drain() {
     w.tick(30);
     w.ready_new_nodes();
     w.set_not_ready("old-0");
-    let d = w.decide();
+    let d = w.step();
     assert_eq!(acts(&d), ["Cordon old-0"]);
-    assert_eq!(
-        events(&d),
-        [
-            reasons::NODES_READY,
-            reasons::DRAINING,
-            reasons::DRAIN_COMPLETED
-        ]
-    );
+    assert_eq!(events(&d), [reasons::NODES_READY, reasons::DRAINING]);
+    // Once the cordon is seen, the pod that will never report its end does not hold the drain.
+    let d = w.step();
+    assert_eq!(events(&d), [reasons::DRAIN_COMPLETED]);
     assert_eq!(w.batch(0).phase, BatchPhase::Soaking);
 }
