@@ -13,3 +13,7 @@ pub const MAX_PREEXISTING: usize = 1_000;
 
 /// Evictions issued per look at the cluster: the drain advances in bounded slices.
 pub const EVICTIONS_PER_PASS: usize = 16;
+
+/// Items quoted in one message or condition (blockers, unhealthy pods, outages): a message stays a
+/// sentence; the lists in status have the rest.
+pub const MAX_QUOTED: usize = 3;

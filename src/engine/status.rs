@@ -3,7 +3,7 @@
 //! Conditions keep their `lastTransitionTime` unless their status flips, so a level-triggered
 //! controller rewriting the same status does not make them look new.
 
-use super::limits::MAX_LISTED;
+use super::limits::{MAX_LISTED, MAX_QUOTED};
 use super::{Action, Decision, RESYNC, Step};
 use crate::api::condition::{reasons, types};
 use crate::api::{BlockerKind, NodeUpdatePlanStatus, Phase, Subject, Verdict};
@@ -113,7 +113,7 @@ impl Step<'_> {
                     let first: Vec<String> = h
                         .unhealthy
                         .iter()
-                        .take(3)
+                        .take(MAX_QUOTED)
                         .map(|u| match u.subject {
                             Subject::Pod => format!("{}/{}: {}", u.namespace, u.pod, u.reason),
                             Subject::Node | Subject::Workload => u.reason.clone(),
@@ -198,7 +198,7 @@ impl Step<'_> {
             .status
             .blockers
             .iter()
-            .take(3)
+            .take(MAX_QUOTED)
             .map(|b| b.reason.clone())
             .collect::<Vec<_>>()
             .join("; ");

@@ -4,7 +4,7 @@ use crate::api::condition::reasons;
 use crate::api::{BatchPhase, Blocker, BlockerKind};
 use crate::engine::action::{Action, EventType};
 use crate::engine::health;
-use crate::engine::limits::MAX_DISPLACED;
+use crate::engine::limits::{MAX_DISPLACED, MAX_QUOTED};
 use crate::engine::settings::Settings;
 use crate::engine::{RETRY, Step, drain};
 
@@ -120,7 +120,7 @@ impl Step<'_> {
         let blockers: Vec<String> = progress
             .blockers
             .iter()
-            .take(3)
+            .take(MAX_QUOTED)
             .map(|b| b.reason.clone())
             .collect();
         let started = batch.drain_started_at.as_ref().map_or(self.now, |t| t.0);

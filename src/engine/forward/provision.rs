@@ -4,7 +4,7 @@ use crate::api::condition::reasons;
 use crate::api::{BatchPhase, BatchStatus, Phase};
 use crate::engine::action::{Action, EventType};
 use crate::engine::health;
-use crate::engine::limits::MAX_PREEXISTING;
+use crate::engine::limits::{MAX_PREEXISTING, MAX_QUOTED};
 use crate::engine::settings::Settings;
 use crate::engine::{Step, scope, slots};
 
@@ -215,10 +215,10 @@ impl Step<'_> {
             .status
             .preexisting
             .iter()
-            .take(5)
+            .take(MAX_QUOTED)
             .map(|o| format!("{} ({}/{} Ready)", o.workload, o.ready, o.desired))
             .collect();
-        let shown = self.status.preexisting.len().min(5);
+        let shown = self.status.preexisting.len().min(MAX_QUOTED);
         let rest = self.status.preexisting.len() - shown + more;
         Some(format!(
             "already short of Ready pods before the plan: {}{}; up to that many of their pods may be unhealthy on new nodes, one more counts{}",

@@ -4,6 +4,7 @@ use crate::api::condition::reasons;
 use crate::api::{BatchPhase, Verdict};
 use crate::engine::action::EventType;
 use crate::engine::health::{self, Gate};
+use crate::engine::limits::MAX_QUOTED;
 use crate::engine::settings::Settings;
 use crate::engine::{RETRY, Step, analysis};
 
@@ -27,7 +28,7 @@ impl Step<'_> {
             let what: Vec<String> = gate
                 .interruptions()
                 .iter()
-                .take(3)
+                .take(MAX_QUOTED)
                 .map(|w| w.what.clone())
                 .collect();
             self.say(

@@ -20,6 +20,7 @@ mod workloads;
 
 pub use workloads::{displaced_by, outages, rebaseline, track_shortfalls};
 
+use super::limits::MAX_QUOTED;
 use super::observed::{Observed, PodPhase, PodView};
 use super::selector;
 use super::settings::Settings;
@@ -122,7 +123,11 @@ impl Gate {
                 ),
             };
         }
-        let shown: Vec<String> = all.iter().take(3).map(|u| describe_one(u)).collect();
+        let shown: Vec<String> = all
+            .iter()
+            .take(MAX_QUOTED)
+            .map(|u| describe_one(u))
+            .collect();
         let more = all.len().saturating_sub(3);
         let tail = if more > 0 {
             format!(" (and {more} more)")
