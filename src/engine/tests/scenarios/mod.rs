@@ -14,6 +14,7 @@ mod gate;
 mod halt;
 mod health;
 mod metrics;
+mod outage_dips;
 mod pause;
 mod provisioning;
 mod rollback;
