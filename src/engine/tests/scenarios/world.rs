@@ -3,7 +3,7 @@
 
 use super::{ME, at, node, pod, rs_ref};
 use crate::api::condition::types;
-use crate::api::{BatchStatus, NodeUpdatePlan, NodeUpdatePlanStatus, Phase, keys};
+use crate::api::{BatchStatus, NodeUpdatePlan, NodeUpdatePlanStatus, Phase, WorkloadRef, keys};
 use crate::engine::observed::{NodeReadiness, NodeView, Observed, PodView, WorkloadView};
 use crate::engine::tests::t0;
 use crate::engine::{Action, Decision, decide};
@@ -57,13 +57,17 @@ impl World {
 
     /// Ready counts of workloads follow their pods, as the workload controllers report them.
     fn sync_workloads(&mut self) {
-        let pods = self.obs.pods.clone();
+        let mut ready: BTreeMap<&WorkloadRef, i32> = BTreeMap::new();
+        for p in &self.obs.pods {
+            if let Some(c) = &p.controller
+                && p.ready
+                && p.deleting_since.is_none()
+            {
+                *ready.entry(c).or_default() += 1;
+            }
+        }
         for w in &mut self.obs.workloads {
-            w.ready = pods
-                .iter()
-                .filter(|p| p.controller.as_ref() == Some(&w.workload))
-                .filter(|p| p.ready && p.deleting_since.is_none())
-                .count() as i32;
+            w.ready = ready.get(&w.workload).copied().unwrap_or(0);
         }
     }
 
