@@ -8,6 +8,7 @@
 mod advance;
 mod batches;
 mod cleanup;
+mod displaced;
 mod drain;
 mod end_to_end;
 mod gate;
