@@ -177,8 +177,6 @@ proptest! {
     /// As above, over any batches: a later batch evicts healthy pods of the workload while
     /// broken ones wait, excused, on earlier new nodes.
     #[test]
-    #[ignore = "fails on the engine as it is: see \
-                scenarios::outage_dips::evicting_a_healthy_pod_of_an_outage_does_not_withdraw_the_excuse_of_a_broken_one"]
     fn a_partial_outage_before_the_plan_does_not_trip_the_gate(
         w in world(),
         outage in partial_outage(),
