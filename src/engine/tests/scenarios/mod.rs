@@ -64,6 +64,7 @@ pub fn pdb(name: &str, app: &str, allowed: i32, healthy: i32, desired: i32) -> P
         current_healthy: healthy,
         desired_healthy: desired,
         up_to_date: true,
+        always_allow_unhealthy: false,
     }
 }
 
