@@ -13,7 +13,9 @@
 //!    every pod of the test's namespaces (DaemonSet pods aside) that starts
 //!    terminating or disappears while bound to a node the plan selects must have
 //!    a successful `pods/eviction` create by molt's identity in the API server's
-//!    audit log (`<cluster dir>/logs/audit.log`, written by `cluster.sh`), and
+//!    audit log (`<cluster dir>/logs/audit.log`, written by `cluster.sh`) — or one
+//!    answered 504 because molt was killed while the API server handled it (the
+//!    handler, PDB check included, goes on after the answer) — and
 //!    molt's identity must never have sent a pod `DELETE`. A pod removed
 //!    together with its node (the provider removing a node that still ran it)
 //!    fails this check too.
