@@ -12,6 +12,7 @@
 
 pub mod checker;
 pub mod cluster;
+pub mod controller;
 pub mod fixtures;
 pub mod install;
 pub mod k8s;
@@ -28,7 +29,7 @@ pub mod workloads;
 pub use cluster::{Cluster, cluster_dir, ensure_cluster};
 pub use fixtures::{
     FAULT_ANNOTATION, FAULT_LABEL, Fault, KWOK_NODE_ANNOTATION, NO_FAULT, NodePool, NodePoolSpec,
-    POOL_LABEL, TestNamespace, unique_name,
+    POOL_LABEL, TestNamespace, kwok_node, kwok_provider_id, unique_name,
 };
 pub use k8s::{
     NOT_READY_TAINT, describe_pods, has_controller_not_ready_taint, has_taint, is_node_ready,
