@@ -7,10 +7,12 @@
 //! MachineSets and Machines, kwok-machine the Nodes.
 
 pub mod infra;
+pub mod machines;
 pub mod objects;
 pub mod stand;
 
 pub use infra::{KwokCluster, KwokMachine, KwokMachineSpec, KwokMachineTemplate};
+pub use machines::Expected;
 pub use objects::{
     CLUSTER_NAME_LABEL, CONTROL_PLANE_LABEL, DELETE_MACHINE_ANNOTATION, DEPLOYMENT_NAME_LABEL,
     Kind, condition, field, node_ref,

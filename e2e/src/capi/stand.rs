@@ -12,14 +12,14 @@ use std::sync::Mutex;
 
 use anyhow::{Context, Result, anyhow};
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::{Client, Config};
 use serde_json::{Value, json};
 
 use super::infra::{KwokCluster, KwokMachine, KwokMachineSpec, KwokMachineTemplate};
 use super::objects::{
-    BOOTSTRAP_SECRET, CLUSTER_NAME_LABEL, CONTROL_PLANE_LABEL, DEPLOYMENT_NAME_LABEL, Kind,
-    condition, infrastructure_ref, machine_deployment,
+    BOOTSTRAP_SECRET, CLUSTER_NAME_LABEL, CONTROL_PLANE_LABEL, Kind, condition, infrastructure_ref,
+    machine_deployment,
 };
 use crate::cluster::run_cluster_script;
 use crate::fixtures::cleanup_in_background;
@@ -118,6 +118,11 @@ impl CapiCluster {
         &self.namespace
     }
 
+    /// An administrator client of the local cluster.
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
     /// The Kubernetes version of its Machines.
     pub fn version(&self) -> &str {
         &self.version
@@ -172,16 +177,6 @@ impl CapiCluster {
     ) -> Result<DynamicObject> {
         let md = machine_deployment(&self.name, name, replicas, template, &self.version);
         self.create_object(Kind::MachineDeployment, md).await
-    }
-
-    /// The Machines of the MachineDeployment `name`.
-    pub async fn deployment_machines(&self, name: &str) -> Result<Vec<DynamicObject>> {
-        let selector = format!("{DEPLOYMENT_NAME_LABEL}={name}");
-        Ok(self
-            .api(Kind::Machine)
-            .list(&ListParams::default().labels(&selector))
-            .await?
-            .items)
     }
 
     async fn create_kubeconfig_secret(&self, cluster: &Cluster) -> Result<()> {
