@@ -209,3 +209,64 @@ pub fn crds_yaml() -> Result<String> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{KWOK_NODE_ANNOTATION, kwok_provider_id};
+
+    #[test]
+    fn a_machine_spec_becomes_its_node() {
+        let mut spec = KwokMachineSpec::new("img-v2")
+            .label("pool", "a")
+            .fault(Fault::CrashLoop)
+            .taint(Taint {
+                key: "k".into(),
+                effect: "NoSchedule".into(),
+                ..Taint::default()
+            });
+        spec.capacity.insert("cpu".into(), "2".into());
+        let node = node("m-1", &spec, "v1.35.4").unwrap();
+        let labels = node.metadata.labels.clone().unwrap_or_default();
+        assert_eq!(labels.get("pool").map(String::as_str), Some("a"));
+        assert_eq!(
+            labels.get(FAULT_LABEL).map(String::as_str),
+            Some("crashloop")
+        );
+        assert_eq!(
+            labels.get("kubernetes.io/hostname").map(String::as_str),
+            Some("m-1")
+        );
+        let annotations = node.metadata.annotations.clone().unwrap_or_default();
+        assert_eq!(
+            annotations.get(KWOK_NODE_ANNOTATION).map(String::as_str),
+            Some("fake")
+        );
+        let node_spec = node.spec.clone().unwrap_or_default();
+        assert_eq!(node_spec.provider_id, Some(kwok_provider_id("m-1")));
+        assert_eq!(node_spec.taints.map(|t| t.len()), Some(1));
+        let status = node.status.unwrap_or_default();
+        let info = status.node_info.unwrap_or_default();
+        assert_eq!(
+            (info.os_image.as_str(), info.kubelet_version.as_str()),
+            ("img-v2", "v1.35.4")
+        );
+        let capacity = status.capacity.unwrap_or_default();
+        assert_eq!(capacity.get("cpu").map(|q| q.0.as_str()), Some("2"));
+        assert_eq!(capacity.get("pods").map(|q| q.0.as_str()), Some("110"));
+    }
+
+    #[test]
+    fn the_crds_carry_the_contract_label() {
+        let crds = crds();
+        assert_eq!(crds.len(), 3);
+        for crd in crds {
+            let labels = crd.metadata.labels.unwrap_or_default();
+            assert_eq!(
+                labels.get(CONTRACT_LABEL).map(String::as_str),
+                Some(VERSION)
+            );
+            assert_eq!(crd.spec.group, GROUP);
+        }
+    }
+}
