@@ -8,12 +8,16 @@
 //! control-plane Machine whose kwok Node lets Cluster API set `ControlPlaneInitialized`, which
 //! worker Machines wait for. There is no control-plane or bootstrap provider.
 
+use std::fmt::Debug;
 use std::sync::Mutex;
 
 use anyhow::{Context, Result, anyhow};
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
-use kube::{Client, Config};
+use kube::{Client, Config, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::infra::{KwokCluster, KwokMachine, KwokMachineSpec, KwokMachineTemplate};
@@ -83,14 +87,11 @@ impl CapiCluster {
             url.host().unwrap_or("127.0.0.1"),
             url.port_u16().unwrap_or(443),
         );
-        let infra: KwokCluster = serde_json::from_value(json!({
+        capi.create_typed::<KwokCluster>(json!({
             "metadata": { "name": capi.name },
             "spec": { "controlPlaneEndpoint": { "host": host, "port": port } }
-        }))?;
-        Api::<KwokCluster>::namespaced(capi.client.clone(), &capi.namespace)
-            .create(&PostParams::default(), &infra)
-            .await
-            .with_context(|| format!("creating KwokCluster {}", capi.name))?;
+        }))
+        .await?;
         capi.create_object(
             Kind::Cluster,
             json!({
@@ -156,15 +157,26 @@ impl CapiCluster {
 
     /// Creates the KwokMachineTemplate `name` whose machines have `spec`.
     pub async fn create_template(&self, name: &str, spec: KwokMachineSpec) -> Result<()> {
-        let template: KwokMachineTemplate = serde_json::from_value(json!({
+        self.create_typed::<KwokMachineTemplate>(json!({
             "metadata": { "name": name },
             "spec": { "template": { "spec": spec } }
-        }))?;
-        Api::<KwokMachineTemplate>::namespaced(self.client.clone(), &self.namespace)
-            .create(&PostParams::default(), &template)
-            .await
-            .with_context(|| format!("creating KwokMachineTemplate {name}"))?;
+        }))
+        .await?;
         Ok(())
+    }
+
+    /// Creates a `K` from `object` in the namespace.
+    async fn create_typed<K>(&self, object: Value) -> Result<K>
+    where
+        K: Resource<Scope = NamespaceResourceScope> + Clone + Debug + Serialize + DeserializeOwned,
+        K::DynamicType: Default,
+    {
+        let object: K = serde_json::from_value(object)?;
+        let name = object.meta().name.clone().unwrap_or_default();
+        Api::<K>::namespaced(self.client.clone(), &self.namespace)
+            .create(&PostParams::default(), &object)
+            .await
+            .with_context(|| format!("creating {} {name}", K::kind(&Default::default())))
     }
 
     /// Creates an `OnDelete` MachineDeployment of `replicas` Machines from the KwokMachineTemplate
@@ -182,18 +194,15 @@ impl CapiCluster {
     async fn create_kubeconfig_secret(&self, cluster: &Cluster) -> Result<()> {
         let kubeconfig = std::fs::read_to_string(cluster.kubeconfig())
             .with_context(|| format!("reading {}", cluster.kubeconfig().display()))?;
-        let secret: Secret = serde_json::from_value(json!({
+        self.create_typed::<Secret>(json!({
             "metadata": {
                 "name": format!("{}-kubeconfig", self.name),
                 "labels": { CLUSTER_NAME_LABEL: self.name }
             },
             "type": "cluster.x-k8s.io/secret",
             "stringData": { "value": kubeconfig }
-        }))?;
-        Api::<Secret>::namespaced(self.client.clone(), &self.namespace)
-            .create(&PostParams::default(), &secret)
-            .await
-            .context("creating the cluster's kubeconfig Secret")?;
+        }))
+        .await?;
         Ok(())
     }
 
@@ -207,12 +216,8 @@ impl CapiCluster {
             .taint(serde_json::from_value(
                 json!({ "key": role, "effect": "NoSchedule" }),
             )?);
-        let machine: KwokMachine =
-            serde_json::from_value(json!({ "metadata": { "name": name }, "spec": spec }))?;
-        Api::<KwokMachine>::namespaced(self.client.clone(), &self.namespace)
-            .create(&PostParams::default(), &machine)
-            .await
-            .with_context(|| format!("creating KwokMachine {name}"))?;
+        self.create_typed::<KwokMachine>(json!({ "metadata": { "name": name }, "spec": spec }))
+            .await?;
         self.create_object(
             Kind::Machine,
             json!({
