@@ -144,15 +144,24 @@ pub async fn cordon_by_hand(client: Client, node: &str) -> Result<()> {
 }
 
 pub async fn set_unschedulable(client: Client, node: &str, value: bool) -> Result<()> {
-    let nodes: Api<Node> = Api::all(client);
-    nodes
-        .patch(
-            node,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"unschedulable": value}})),
-        )
+    let patch = json!({"spec": {"unschedulable": value}});
+    patch_node(client, node, patch, || {
+        format!("setting unschedulable={value} on {node}")
+    })
+    .await
+}
+
+/// A merge patch of a node; `what` names it in an error.
+async fn patch_node(
+    client: Client,
+    node: &str,
+    patch: serde_json::Value,
+    what: impl FnOnce() -> String,
+) -> Result<()> {
+    Api::<Node>::all(client)
+        .patch(node, &PatchParams::default(), &Patch::Merge(patch))
         .await
-        .with_context(|| format!("setting unschedulable={value} on {node}"))?;
+        .with_context(what)?;
     Ok(())
 }
 
@@ -172,4 +181,44 @@ pub async fn wait_nodes_gone(client: Client, selector: &str, what: &str) -> Resu
         }
     })
     .await
+}
+
+/// Sets (`Some`) or removes (`None`) node labels, as `kubectl label` does.
+pub async fn label_node(client: Client, node: &str, labels: &[(&str, Option<&str>)]) -> Result<()> {
+    let labels: serde_json::Map<String, serde_json::Value> = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
+    let patch = json!({"metadata": {"labels": labels}});
+    patch_node(client, node, patch, || format!("labelling node {node}")).await
+}
+
+/// Sets one condition of a node's status (`type_` = "True"/"False"), as its kubelet would
+/// report it: through the status subresource, merged by type with the others. kwok's node
+/// Stages rewrite the conditions only of a node that is not Ready yet, or on a heartbeat at
+/// least ten minutes apart (`e2e/kwok/stages.yaml`), so the condition stays for a test's length.
+pub async fn set_node_condition(
+    client: Client,
+    node: &str,
+    type_: &str,
+    status: &str,
+    reason: &str,
+) -> Result<()> {
+    let now = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let condition = json!({
+        "type": type_, "status": status, "reason": reason,
+        "message": format!("{type_} set by the e2e test"),
+        "lastHeartbeatTime": now, "lastTransitionTime": now
+    });
+    Api::<Node>::all(client)
+        .patch_status(
+            node,
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"status": {"conditions": [condition]}})),
+        )
+        .await
+        .with_context(|| format!("setting {type_}={status} on node {node}"))?;
+    Ok(())
 }

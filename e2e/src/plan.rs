@@ -57,6 +57,14 @@ pub fn phase(plan: &DynamicObject) -> Option<&str> {
     status(plan).get("phase").and_then(Value::as_str)
 }
 
+/// Whether the plan has ended, whichever way: `Succeeded`, `RolledBack`, `Halted` or `Failed`.
+pub fn ended(plan: &DynamicObject) -> bool {
+    matches!(
+        phase(plan),
+        Some("Succeeded" | "RolledBack" | "Halted" | "Failed")
+    )
+}
+
 /// The condition of the given type, if present.
 pub fn condition<'a>(plan: &'a DynamicObject, type_: &str) -> Option<&'a Value> {
     status(plan)

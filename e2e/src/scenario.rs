@@ -13,8 +13,13 @@ use kube::api::{Api, DynamicObject, ListParams, PostParams};
 use serde_json::{Value, json};
 
 use crate::checker::{Checker, CheckerConfig};
-use crate::molt::{Molt, MoltOptions, NodesCleanup, PlanCleanup, install_crd, plan_object, plans};
-use crate::{Cluster, NodePool, NodePoolSpec, TestNamespace, describe_pods, unique_name, wait_for};
+use crate::molt::{
+    Molt, MoltOptions, NodesCleanup, PlanCleanup, install_crd, plan_events, plan_object, plans,
+};
+use crate::{
+    Cluster, NodePool, NodePoolSpec, TestNamespace, describe_pods, eventually, unique_name,
+    wait_for,
+};
 
 pub struct Scenario {
     pub molt: Molt,
@@ -213,6 +218,41 @@ impl Scenario {
         self.wait_plan(name, &format!("phase {phase}"), |p| {
             crate::molt::phase(p) == Some(phase)
         })
+        .await
+    }
+
+    /// Waits until the plan has ended, whichever way (`Succeeded`, `RolledBack`, `Halted` or
+    /// `Failed`), so a test expecting one end fails as soon as the plan reaches another.
+    pub async fn wait_end(&mut self, name: &str) -> Result<DynamicObject> {
+        self.wait_plan(name, "the plan to end", crate::plan::ended)
+            .await
+    }
+
+    /// Events about the plan whose reason is `reason`, as "reason: note".
+    pub async fn events_with(&self, plan: &str, reason: &str) -> Result<Vec<String>> {
+        Ok(plan_events(self.client(), plan)
+            .await?
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some(reason))
+            .map(|e| format!("{}: {}", reason, e.message.unwrap_or_default()))
+            .collect())
+    }
+
+    /// Waits for an Event about the plan with reason `reason` whose note contains `needle`.
+    pub async fn wait_event(&self, plan: &str, reason: &str, needle: &str) -> Result<String> {
+        eventually(
+            &format!("an Event {reason} mentioning {needle}"),
+            || async {
+                let events = self
+                    .events_with(plan, reason)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                match events.iter().find(|e| e.contains(needle)) {
+                    Some(e) => Ok(Some(e.clone())),
+                    None => Err(format!("{events:?}")),
+                }
+            },
+        )
         .await
     }
 }

@@ -241,6 +241,15 @@ pub fn web_deployment(
     replicas: i32,
     node_selector: &BTreeMap<String, String>,
 ) -> Result<Deployment> {
+    web_builder(name, replicas, node_selector).build()
+}
+
+/// The builder behind [`web_deployment`], for a variant of it.
+pub fn web_builder(
+    name: &str,
+    replicas: i32,
+    node_selector: &BTreeMap<String, String>,
+) -> DeploymentBuilder {
     DeploymentBuilder::new(name, replicas, node_selector)
         .surge()
         .tolerate_kwok()
@@ -249,7 +258,6 @@ pub fn web_deployment(
                 .port(8080, Some("http"))
                 .readiness(2, None),
         )
-        .build()
 }
 
 /// A DaemonSet `app=<name>` on the pool's nodes (new nodes included: they copy the pool label).
@@ -314,6 +322,8 @@ pub struct App {
     pub name: String,
     pub replicas: i32,
     pub budget: Option<Budget>,
+    /// Spread over nodes as a preference, not a rule (see [`App::spread_loosely`]).
+    pub loose: bool,
 }
 
 impl App {
@@ -322,11 +332,20 @@ impl App {
             name: name.into(),
             replicas,
             budget: None,
+            loose: false,
         }
     }
 
     pub fn budget(mut self, budget: Budget) -> Self {
         self.budget = Some(budget);
+        self
+    }
+
+    /// Spread with `ScheduleAnyway`. The scheduler counts cordoned nodes as spread domains,
+    /// so while a blue-green batch keeps its drained old nodes, a strictly spread workload
+    /// fits at most one pod per new node; one with more pods than new nodes needs this.
+    pub fn spread_loosely(mut self) -> Self {
+        self.loose = true;
         self
     }
 
@@ -342,14 +361,30 @@ pub async fn install(
     node_selector: &BTreeMap<String, String>,
     apps: &[App],
 ) -> Result<()> {
+    create_apps(ns, node_selector, apps).await?;
+    ns.api::<DaemonSet>()
+        .create(&PostParams::default(), &daemonset("agent", node_selector)?)
+        .await
+        .context("creating daemonset agent")?;
+    wait_apps(ns, apps).await
+}
+
+/// Creates the apps (Deployment + PDB) pinned by `node_selector`, without a DaemonSet and
+/// without waiting for them.
+pub async fn create_apps(
+    ns: &TestNamespace,
+    node_selector: &BTreeMap<String, String>,
+    apps: &[App],
+) -> Result<()> {
     let deployments = ns.api::<Deployment>();
     let pdbs = ns.api::<PodDisruptionBudget>();
     for app in apps {
+        let mut builder = web_builder(&app.name, app.replicas, node_selector);
+        if app.loose {
+            builder = builder.spread_loosely();
+        }
         deployments
-            .create(
-                &PostParams::default(),
-                &web_deployment(&app.name, app.replicas, node_selector)?,
-            )
+            .create(&PostParams::default(), &builder.build()?)
             .await
             .with_context(|| format!("creating deployment {}", app.name))?;
         if let Some(budget) = app.budget {
@@ -361,10 +396,11 @@ pub async fn install(
             .with_context(|| format!("creating the PDB of {}", app.name))?;
         }
     }
-    ns.api::<DaemonSet>()
-        .create(&PostParams::default(), &daemonset("agent", node_selector)?)
-        .await
-        .context("creating daemonset agent")?;
+    Ok(())
+}
+
+/// Waits until every app's pods are Ready (anywhere) and each PDB's status is current.
+pub async fn wait_apps(ns: &TestNamespace, apps: &[App]) -> Result<()> {
     for app in apps {
         wait_ready(ns, &app.name, app.replicas as usize, |_| true).await?;
         if app.budget.is_some() {

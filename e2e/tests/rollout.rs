@@ -14,7 +14,7 @@ use molt_e2e::checker::{Checker, ObservationKind, ensure_none};
 use molt_e2e::k8s::wait_nodes_gone;
 use molt_e2e::molt::{
     annotation, batch_nodes, condition, cordon_by_hand, create_control_plane_node,
-    is_unschedulable, label, marks, nodes_matching, phase, plan_events, set_unschedulable, status,
+    is_unschedulable, label, marks, nodes_matching, phase, set_unschedulable, status,
 };
 use molt_e2e::scenario::Scenario;
 use molt_e2e::workloads::{App, Budget, install, set_budget, wait_pdb_current, wait_ready};
@@ -162,32 +162,6 @@ fn assert_provisioned_once(checker: &Checker) -> Vec<String> {
     provisioned
 }
 
-/// Events about the plan whose reason is `reason`, as "reason: note".
-async fn events_with(sc: &Scenario, plan: &str, reason: &str) -> Result<Vec<String>> {
-    Ok(plan_events(sc.client(), plan)
-        .await?
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some(reason))
-        .map(|e| format!("{}: {}", reason, e.message.unwrap_or_default()))
-        .collect())
-}
-
-async fn wait_event(sc: &Scenario, plan: &str, reason: &str, needle: &str) -> Result<String> {
-    eventually(
-        &format!("an Event {reason} mentioning {needle}"),
-        || async {
-            let events = events_with(sc, plan, reason)
-                .await
-                .map_err(|e| e.to_string())?;
-            match events.iter().find(|e| e.contains(needle)) {
-                Some(e) => Ok(Some(e.clone())),
-                None => Err(format!("{events:?}")),
-            }
-        },
-    )
-    .await
-}
-
 // ------------------------------------------------------------------ scenarios
 
 /// A pool of six nodes (plus a control-plane node the selector also matches)
@@ -306,8 +280,9 @@ async fn not_ready_image_rolls_back() -> Result<()> {
         s(degraded, "/message").contains(&format!("{ns}/")),
         "{degraded:#}"
     );
-    wait_event(&sc, &plan, "HealthGateFailed", &format!("{ns}/")).await?;
-    wait_event(&sc, &plan, "RollbackStarted", "").await?;
+    sc.wait_event(&plan, "HealthGateFailed", &format!("{ns}/"))
+        .await?;
+    sc.wait_event(&plan, "RollbackStarted", "").await?;
 
     let old = batch_nodes(&done, "oldNodes");
     let new = batch_nodes(&done, "newNodes");
@@ -343,7 +318,8 @@ async fn crashloop_image_rolls_back_on_restarts() -> Result<()> {
         message.contains("restarted") && message.contains("maxRestarts"),
         "{st:#}"
     );
-    wait_event(&sc, &plan, "HealthGateFailed", "restarted").await?;
+    sc.wait_event(&plan, "HealthGateFailed", "restarted")
+        .await?;
     let (old, new) = (
         batch_nodes(&done, "oldNodes"),
         batch_nodes(&done, "newNodes"),
@@ -378,7 +354,7 @@ async fn halt_stops_everything_and_deletion_uncordons() -> Result<()> {
         s(&status(&halted)["failure"], "/reason"),
         "HealthGateFailed"
     );
-    wait_event(&sc, &plan, "Halted", "").await?;
+    sc.wait_event(&plan, "Halted", "").await?;
 
     // Watch a while: restart molt so it re-observes everything, and let
     // several readyTimeouts pass. The checker flags any cordon, eviction or
@@ -446,7 +422,7 @@ async fn pdb_blocks_drain_until_budget_raised_then_timeout_rolls_back() -> Resul
         })
         .await?;
     assert!(condition(&blocked, "Blocked").is_some_and(|c| s(c, "/status") == "True"));
-    wait_event(&sc, &plan, "DrainBlockedByPDB", "web-pdb").await?;
+    sc.wait_event(&plan, "DrainBlockedByPDB", "web-pdb").await?;
 
     set_budget(&sc.ns, &web.pdb_name(), Budget::MinAvailable(1)).await?;
     sc.wait_plan(&plan, "batch 0 drained", |p| {

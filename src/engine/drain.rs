@@ -164,20 +164,22 @@ pub fn plan(nodes: &[String], observed: &Observed, rules: &Settings, evict: bool
                     }
                     if checks_pdb {
                         let matching = pdbs_for(pod, &observed.pdbs);
-                        if let Some(reason) = pdb_refusal(pod, &matching, &budget) {
-                            progress.blockers.push(Blocker {
-                                node: node_name.clone(),
-                                pod: Some(pod.key()),
-                                reason: format!("pod {}: {reason}", pod.key()),
-                                kind: BlockerKind::Pdb,
-                            });
-                            continue;
-                        }
+                        let costs = match pdb_check(pod, &matching, &budget) {
+                            Ok(costs) => costs,
+                            Err(reason) => {
+                                progress.blockers.push(Blocker {
+                                    node: node_name.clone(),
+                                    pod: Some(pod.key()),
+                                    reason: format!("pod {}: {reason}", pod.key()),
+                                    kind: BlockerKind::Pdb,
+                                });
+                                continue;
+                            }
+                        };
                         if progress.evictions.len() >= EVICTIONS_PER_PASS || !evict {
                             continue;
                         }
-                        // Evicting a pod that is not Ready costs the budget nothing (IfHealthyBudget).
-                        if pod.ready {
+                        if costs {
                             for p in &matching {
                                 if let Some(b) =
                                     budget.get_mut(&(p.namespace.clone(), p.name.clone()))
@@ -232,21 +234,23 @@ pub fn plan(nodes: &[String], observed: &Observed, rules: &Settings, evict: bool
     progress
 }
 
-/// Why the PDBs selecting a pod refuse its eviction right now, if they do.
+/// Whether the PDBs selecting a pod let it be evicted now: `Ok(costs)`, with whether the eviction
+/// takes one of the budget's allowed disruptions, or `Err` with why not.
 ///
-/// As the API server's default `IfHealthyBudget` policy: a Ready pod needs a disruption the budget
-/// still allows; a running pod that is not Ready may go while the budget's healthy pods are at least
-/// its desired count, and costs nothing (it is not counted healthy).
-fn pdb_refusal(
+/// As the API server decides: a Ready pod needs a disruption the budget still allows; a pod that
+/// is not Ready goes free under `unhealthyPodEvictionPolicy: AlwaysAllow`, or (the default
+/// `IfHealthyBudget`) while the budget's healthy pods are at least its desired count and that count
+/// is above zero; otherwise it too needs, and takes, an allowed disruption.
+fn pdb_check(
     pod: &PodView,
     matching: &[&PdbView],
     budget: &BTreeMap<(String, String), i32>,
-) -> Option<String> {
+) -> Result<bool, String> {
     match matching {
-        [] => None,
+        [] => Ok(false),
         [pdb] => {
             if !pdb.up_to_date {
-                return Some(format!(
+                return Err(format!(
                     "PDB {} is still being processed by the disruption controller",
                     pdb.name
                 ));
@@ -256,28 +260,34 @@ fn pdb_refusal(
                 .copied()
                 .unwrap_or(0);
             let spent = pdb.disruptions_allowed - left;
-            let allowed = if pod.ready {
-                left > 0
+            // The API server's order: a pod that is not Ready goes free under AlwaysAllow, or
+            // while the budget is met and asks for at least one healthy pod (IfHealthyBudget);
+            // any other eviction needs, and takes, an allowed disruption.
+            if !pod.ready
+                && (pdb.always_allow_unhealthy
+                    || (pdb.desired_healthy > 0
+                        && pdb.current_healthy - spent >= pdb.desired_healthy))
+            {
+                return Ok(false);
+            }
+            if left > 0 {
+                return Ok(true);
+            }
+            // A budget this very pass used up must not read as if it still allowed the eviction.
+            let taken = if spent > 0 {
+                format!(", taken by the {spent} evictions just issued")
             } else {
-                pdb.current_healthy - spent >= pdb.desired_healthy
+                String::new()
             };
-            (!allowed).then(|| {
-                // A budget this very pass used up must not read as if it still allowed the eviction.
-                let taken = if spent > 0 {
-                    format!(", taken by the {spent} evictions just issued")
-                } else {
-                    String::new()
-                };
-                format!(
-                    "PDB {} allows {} disruptions{taken} (needs {} healthy, has {})",
-                    pdb.name,
-                    pdb.disruptions_allowed.max(0),
-                    pdb.desired_healthy,
-                    pdb.current_healthy
-                )
-            })
+            Err(format!(
+                "PDB {} allows {} disruptions{taken} (needs {} healthy, has {})",
+                pdb.name,
+                pdb.disruptions_allowed.max(0),
+                pdb.desired_healthy,
+                pdb.current_healthy
+            ))
         }
-        many => Some(format!(
+        many => Err(format!(
             "selected by {} PDBs ({}); the API server refuses to evict a pod that more than one PDB selects",
             many.len(),
             many.iter()

@@ -102,7 +102,7 @@ impl Step<'_> {
         let observed = self.observed;
         let now = self.now;
         for b in &mut self.status.batches {
-            if b.phase == BatchPhase::Soaking {
+            if matches!(b.phase, BatchPhase::Draining | BatchPhase::Soaking) {
                 health::track_shortfalls(b, observed, now);
             }
         }

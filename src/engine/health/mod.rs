@@ -243,7 +243,7 @@ pub fn evaluate(
         }
     }
     gate.tracked = seen.len() as u32;
-    workloads::excuse(&mut seen, observed, preexisting);
+    workloads::excuse(&mut seen, settings, observed, &live, preexisting, now);
     for s in &seen {
         match &s.judgement {
             pods::Judgement::Healthy => {}

@@ -3,8 +3,8 @@
 use super::pods::Judgement;
 use super::{Gate, Seen, WaitKind, add, counts, human};
 use crate::api::{
-    BatchStatus, DisplacedWorkload, HealthSpec, PreexistingOutage, Subject, UnhealthyPod,
-    WorkloadRef,
+    BatchPhase, BatchStatus, DisplacedWorkload, HealthSpec, PreexistingOutage, Subject,
+    UnhealthyPod, WorkloadRef,
 };
 use crate::engine::drain;
 use crate::engine::limits::MAX_PREEXISTING;
@@ -102,8 +102,18 @@ pub fn track_shortfalls(batch: &mut BatchStatus, observed: &Observed, now: Times
 
 /// Excuse unhealthy pods of workloads that were short before the plan, up to what the outage
 /// can account for: its missing pods, less those missing elsewhere than on the new nodes (they
-/// may be the old broken ones, so they are assumed to be).
-pub(super) fn excuse(seen: &mut [Seen], observed: &Observed, preexisting: &[PreexistingOutage]) {
+/// may be the old broken ones, so they are assumed to be). Pods a batch in flight took away and
+/// that are not back yet (the workload below its pre-drain count) are on their way, not old
+/// broken ones left behind, for as long as the displaced-workload check gives them grace; past
+/// it, they count as left behind again.
+pub(super) fn excuse(
+    seen: &mut [Seen],
+    settings: &Settings,
+    observed: &Observed,
+    batches: &[&BatchStatus],
+    preexisting: &[PreexistingOutage],
+    now_at: Timestamp,
+) {
     let mut by_workload: BTreeMap<&WorkloadRef, Vec<usize>> = BTreeMap::new();
     for (i, s) in seen.iter().enumerate() {
         if let Some(w) = &s.pod.controller {
@@ -119,7 +129,14 @@ pub(super) fn excuse(seen: &mut [Seen], observed: &Observed, preexisting: &[Pree
         };
         let missing_now = (now.desired - now.ready).max(0);
         let not_ready = idx.iter().filter(|&&i| !seen[i].pod.ready).count() as i32;
-        let elsewhere = (missing_now - not_ready).max(0);
+        let in_transit: i32 = batches
+            .iter()
+            .filter(|b| matches!(b.phase, BatchPhase::Draining | BatchPhase::Soaking))
+            .flat_map(|b| b.displaced.iter().map(move |d| (*b, d)))
+            .filter(|(b, d)| d.workload == outage.workload && in_grace(settings, b, d, now_at))
+            .map(|(_, d)| (d.ready_before.min(now.desired) - now.ready).max(0))
+            .sum();
+        let elsewhere = (missing_now - not_ready - in_transit).max(0);
         let mut excusable = (outage.missing() - elsewhere).max(0);
         let mut unhealthy: Vec<usize> = idx
             .iter()
@@ -136,6 +153,24 @@ pub(super) fn excuse(seen: &mut [Seen], observed: &Observed, preexisting: &[Pree
             excusable -= 1;
         }
     }
+}
+
+/// Whether a displaced workload below its pre-drain count still has grace, its missing pods on
+/// their way: while its batch drains, `readyTimeout` from the dip (a pod taken away has that long
+/// to be back); once it soaks, until `readyTimeout` after the drain and `notReadyTimeout` after the
+/// dip began are both over.
+fn in_grace(
+    settings: &Settings,
+    batch: &BatchStatus,
+    d: &DisplacedWorkload,
+    now: Timestamp,
+) -> bool {
+    let short_since = d.short_since.as_ref().map_or(now, |t| t.0);
+    if batch.phase == BatchPhase::Draining {
+        return now < add(short_since, settings.ready_timeout);
+    }
+    let drained = batch.drain_completed_at.as_ref().map_or(now, |t| t.0);
+    now < add(drained, settings.ready_timeout) || now < add(short_since, settings.not_ready_timeout)
 }
 
 /// Displaced workloads of a soaking batch below their pre-drain count, beyond what their own
@@ -167,7 +202,7 @@ pub(super) fn shortfalls(
         }
         let short_since = d.short_since.as_ref().map_or(now, |t| t.0);
         let lost_due = add(short_since, settings.not_ready_timeout);
-        if now >= start_due && now >= lost_due {
+        if !in_grace(settings, batch, d, now) {
             let reason = if lost_due > start_due {
                 format!(
                     "{} has {} ready pods, below the {} it had before the drain, for {} without a break (health.notReadyTimeout)",

@@ -152,6 +152,11 @@ impl From<&PodDisruptionBudget> for PdbView {
             current_healthy: status.current_healthy,
             desired_healthy: status.desired_healthy,
             up_to_date: status.observed_generation.unwrap_or(0) >= generation,
+            always_allow_unhealthy: p
+                .spec
+                .as_ref()
+                .and_then(|s| s.unhealthy_pod_eviction_policy.as_deref())
+                == Some("AlwaysAllow"),
         }
     }
 }

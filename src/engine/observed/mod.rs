@@ -228,6 +228,8 @@ pub struct PdbView {
     pub desired_healthy: i32,
     /// The disruption controller has processed the latest spec.
     pub up_to_date: bool,
+    /// `spec.unhealthyPodEvictionPolicy: AlwaysAllow`: a pod that is not Ready may always go.
+    pub always_allow_unhealthy: bool,
 }
 
 /// A pod controller and how many of its pods are ready.

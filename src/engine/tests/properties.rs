@@ -1,12 +1,19 @@
 //! Property tests: random histories of cluster events, controller restarts and crashes mid-action;
 //! invariants 1, 2, 3, 4 and 6 of the product are checked after every step, and every history
-//! ends with the plan at a safe resting point once the cluster is left alone.
+//! ends with the plan at a safe resting point once the cluster is left alone. The gate's hard
+//! cases (blips, lost readiness, outages that predate the plan) have properties of their own in
+//! `gate`.
 
-use super::sim::{Fault, Reconcile, Sim, Workload};
+mod gate;
+
+use super::sim::{Fault, Flap, Outage, Pdb, Reconcile, Sim, Workload};
 use super::*;
 use crate::api::{Phase, StopPolicy};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use proptest::prelude::*;
+
+/// `health.notReadyTimeout` of the generated plans, in seconds.
+const NOT_READY_TIMEOUT: i64 = 60;
 
 /// One thing that can happen to the cluster or the controller.
 #[derive(Clone, Debug)]
@@ -29,7 +36,7 @@ enum Event {
     ToggleInvalidSpec,
     /// A new node goes NotReady.
     NewNodeFails(usize),
-    /// A workload starts failing everywhere.
+    /// A workload starts failing everywhere (all its pods).
     Outage(usize),
 }
 
@@ -57,33 +64,66 @@ struct World {
     halt: bool,
     fault: Fault,
     control_plane: bool,
-    preexisting_outage: bool,
+    /// Workload `outage` is short of Ready pods before the plan starts: it has `.0` replicas, of
+    /// which `.1` are never Ready, wherever they run (all of them when `.1 >= .0`).
+    outage: Option<(i32, i32)>,
+    /// The outage's workload has a PDB that allows one disruption (when it has pods to spare).
+    outage_pdb: bool,
     /// The provider names new nodes itself instead of after their slots.
     generated_names: bool,
 }
 
+/// Readiness lost `times` times for `down` seconds, after `up` seconds Ready each time.
+fn flap(down: std::ops::Range<i64>) -> impl Strategy<Value = Flap> {
+    (1u32..=3, 5i64..=90, down, any::<bool>()).prop_map(|(times, up, down, everywhere)| Flap {
+        times,
+        up,
+        down,
+        everywhere,
+    })
+}
+
+fn fault() -> impl Strategy<Value = Fault> {
+    prop_oneof![
+        3 => Just(Fault::None),
+        3 => Just(Fault::PodsNeverReady),
+        3 => Just(Fault::CrashLoop),
+        3 => Just(Fault::NodeNeverReady),
+        2 => flap(1..NOT_READY_TIMEOUT).prop_map(Fault::Flaps),
+        1 => flap(2 * NOT_READY_TIMEOUT..1_000).prop_map(Fault::Flaps),
+    ]
+}
+
+/// Replicas of an outage's workload, and how many of them are never Ready (1 to all).
+fn outage() -> impl Strategy<Value = (i32, i32)> {
+    (1i32..=6).prop_flat_map(|n| (Just(n), 1..=n))
+}
+
 fn world() -> impl Strategy<Value = World> {
     (
-        2usize..8,
-        prop_oneof![
-            (1i32..4).prop_map(IntOrString::Int),
-            (1u32..60).prop_map(|p| IntOrString::String(format!("{p}%")))
-        ],
-        proptest::option::of(1i32..3),
-        any::<bool>(),
-        any::<bool>(),
-        prop_oneof![
-            Just(Fault::None),
-            Just(Fault::PodsNeverReady),
-            Just(Fault::CrashLoop),
-            Just(Fault::NodeNeverReady)
-        ],
-        any::<bool>(),
-        any::<bool>(),
-        any::<bool>(),
+        (
+            2usize..8,
+            prop_oneof![
+                (1i32..4).prop_map(IntOrString::Int),
+                (1u32..60).prop_map(|p| IntOrString::String(format!("{p}%")))
+            ],
+            proptest::option::of(1i32..3),
+            any::<bool>(),
+            any::<bool>(),
+        ),
+        (
+            fault(),
+            any::<bool>(),
+            proptest::option::of(outage()),
+            any::<bool>(),
+            any::<bool>(),
+        ),
     )
         .prop_map(
             |(
+                (nodes, batch, canary, blue_green, halt),
+                (fault, control_plane, outage, outage_pdb, generated_names),
+            )| World {
                 nodes,
                 batch,
                 canary,
@@ -91,20 +131,9 @@ fn world() -> impl Strategy<Value = World> {
                 halt,
                 fault,
                 control_plane,
-                preexisting_outage,
+                outage,
+                outage_pdb,
                 generated_names,
-            )| {
-                World {
-                    generated_names,
-                    nodes,
-                    batch,
-                    canary,
-                    blue_green,
-                    halt,
-                    fault,
-                    control_plane,
-                    preexisting_outage,
-                }
             },
         )
 }
@@ -116,6 +145,8 @@ fn build(w: &World) -> Sim {
     p.spec.strategy.blue_green = w.blue_green;
     p.spec.health.soak = std::time::Duration::from_secs(60).into();
     p.spec.health.ready_timeout = std::time::Duration::from_secs(120).into();
+    p.spec.health.not_ready_timeout =
+        std::time::Duration::from_secs(NOT_READY_TIMEOUT as u64).into();
     p.spec.health.node_ready_timeout = std::time::Duration::from_secs(120).into();
     p.spec.drain.timeout = std::time::Duration::from_secs(600).into();
     if w.halt {
@@ -127,14 +158,26 @@ fn build(w: &World) -> Sim {
     if w.control_plane {
         sim.nodes.push(control_plane("cp-0"));
     }
-    if w.preexisting_outage {
+    if let Some((replicas, down)) = w.outage {
         sim.workloads.push(Workload {
-            name: "broken".into(),
-            replicas: 1,
-            daemon: false,
-            broken: true,
+            outage: if down >= replicas {
+                Outage::All
+            } else {
+                Outage::Pods(down)
+            },
+            ..Workload::replica_set("outage", replicas)
         });
+        if w.outage_pdb && replicas - down > 1 {
+            sim.pdbs.push(Pdb {
+                name: "outage-pdb".into(),
+                app: "outage".into(),
+                min_available: replicas - down - 1,
+            });
+        }
+        // Its pods are created and scheduled, and the healthy ones get Ready, before the plan
+        // first looks: the outage is what is left.
         sim.tick(1);
+        sim.tick(15);
     }
     sim
 }
@@ -188,7 +231,7 @@ fn apply(sim: &mut Sim, e: &Event) {
         }
         Event::Outage(i) => {
             if let Some(w) = sim.workloads.get_mut(*i) {
-                w.broken = true;
+                w.outage = Outage::All;
             }
         }
     }
@@ -250,7 +293,7 @@ proptest! {
     #[test]
     fn a_healthy_image_always_succeeds(mut w in world(), crashes in proptest::collection::vec(0usize..5, 0..30)) {
         w.fault = Fault::None;
-        w.preexisting_outage = false;
+        w.outage = None;
         let mut sim = build(&w);
         // Crash the controller at random points on the way; the end state must not change.
         for c in crashes {
@@ -272,9 +315,9 @@ proptest! {
     #[test]
     fn a_bad_image_is_rolled_back(mut w in world()) {
         w.halt = false;
-        w.preexisting_outage = false;
+        w.outage = None;
         w.blue_green = true;
-        if w.fault == Fault::None {
+        if matches!(w.fault, Fault::None | Fault::Flaps(_)) {
             w.fault = Fault::CrashLoop;
         }
         let mut sim = build(&w);
@@ -368,7 +411,8 @@ fn the_model_reports_each_kind_of_violation() {
         halt: true,
         fault: Fault::PodsNeverReady,
         control_plane: false,
-        preexisting_outage: false,
+        outage: None,
+        outage_pdb: false,
         generated_names: false,
     };
     w.halt = true;

@@ -1,7 +1,8 @@
 //! Time passing in the model: the kubelet, the node lifecycle controller, the workload
 //! controllers and the scheduler.
 
-use super::{Fault, Sim, Workload};
+use super::readiness::Report;
+use super::{Fault, Outage, Sim, Workload};
 use crate::engine::observed::{NodeReadiness, PodPhase, PodView};
 use crate::engine::tests::image;
 use crate::engine::tests::{at, pod};
@@ -48,35 +49,31 @@ impl Sim {
         self.pods.retain(|p| {
             unreachable.contains(&p.node) || p.deleting_since.is_none_or(|d| now < at(d, 5))
         });
-        let nodes = self.nodes.clone();
-        let workloads = self.workloads.clone();
         for p in &mut self.pods {
-            let Some(n) = nodes.iter().find(|n| n.name == p.node) else {
+            let Some(n) = self.nodes.iter().find(|n| n.name == p.node) else {
                 continue;
             };
             if p.phase == PodPhase::Pending && n.is_ready() {
                 p.phase = PodPhase::Running;
                 p.started_at = Some(now);
+                p.ready_since = Some(now);
             }
-            if p.phase != PodPhase::Running || p.deleting_since.is_some() {
-                continue;
-            }
-            let on_new = image(n) == Some(target.as_str());
-            let broken = workloads
-                .iter()
-                .any(|w| w.broken && Some(&w.name) == p.labels.get("app"));
-            let started = p.started_at.unwrap_or(now);
-            match (self.fault, on_new, broken) {
-                (_, _, true) | (Fault::PodsNeverReady, true, _) => {
-                    p.ready = false;
-                    p.problem = Some("ReadinessProbeFailed".into());
-                }
-                (Fault::CrashLoop, true, _) => {
-                    p.ready = false;
-                    p.restarts = (now.duration_since(started).as_secs() / 15) as i32;
-                    p.problem = Some("CrashLoopBackOff".into());
-                }
-                _ => p.ready = now >= at(started, 10),
+        }
+        let reports: Vec<Option<Report>> = self
+            .pods
+            .iter()
+            .map(|p| {
+                let n = self.nodes.iter().find(|n| n.name == p.node)?;
+                (p.phase == PodPhase::Running && p.deleting_since.is_none())
+                    .then(|| self.report(p, n))
+            })
+            .collect();
+        for (p, r) in self.pods.iter_mut().zip(reports) {
+            if let Some(r) = r {
+                p.ready = r.ready;
+                p.ready_since = Some(r.since);
+                p.restarts = r.restarts;
+                p.problem = r.problem;
             }
         }
     }
@@ -140,6 +137,18 @@ impl Sim {
         p.phase = PodPhase::Pending;
         p.ready = false;
         p.started_at = None;
+        if let Outage::Pods(n) = w.outage {
+            // The outage keeps `n` pods down: a replacement takes the place of one of them.
+            let down = self
+                .pods
+                .iter()
+                .filter(|q| q.deleting_since.is_none() && self.outage_pods.contains(&q.uid))
+                .filter(|q| q.labels.get("app") == Some(&w.name))
+                .count() as i32;
+            if down < n {
+                self.outage_pods.insert(p.uid.clone());
+            }
+        }
         p
     }
 }

@@ -7,6 +7,7 @@ mod check;
 mod controllers;
 mod execute;
 mod observe;
+mod readiness;
 
 use super::{at, image, node};
 use crate::api::{NodeUpdatePlan, Phase};
@@ -25,7 +26,25 @@ pub enum Fault {
     CrashLoop,
     /// New nodes never become Ready.
     NodeNeverReady,
+    /// Pods on new nodes become Ready, then lose readiness and regain it.
+    Flaps(Flap),
 }
+
+/// Readiness that comes and goes: a pod becomes Ready as usual, then `times` times it stays
+/// Ready for `up` seconds and loses readiness for `down` seconds; after that it stays Ready.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Flap {
+    pub times: u32,
+    pub up: i64,
+    pub down: i64,
+    /// Every pod on every node loses readiness at the same moments, not each pod on a new node
+    /// on its own clock: a shared dependency that restarts, not the image. The first loss comes
+    /// `up` seconds after [`FLAP_EPOCH`] seconds into the model's time.
+    pub everywhere: bool,
+}
+
+/// Where the clock of shared flaps starts: after the model cluster settled, before any plan ran.
+pub const FLAP_EPOCH: i64 = 60;
 
 /// A ReplicaSet-like controller (or a DaemonSet) keeping pods labelled `app=<name>`.
 #[derive(Clone, Debug)]
@@ -33,8 +52,40 @@ pub struct Workload {
     pub name: String,
     pub replicas: i32,
     pub daemon: bool,
-    /// Its pods never become Ready anywhere (an outage that predates the plan).
-    pub broken: bool,
+    /// Pods of it that are never Ready, wherever they run: an outage that is not the plan's.
+    pub outage: Outage,
+}
+
+/// An outage of a workload, independent of nodes and images.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outage {
+    None,
+    /// This many of its pods are never Ready: the replacement of one of them is not Ready
+    /// either, the replacement of a healthy pod is healthy.
+    Pods(i32),
+    /// None of its pods is ever Ready.
+    All,
+}
+
+impl Workload {
+    /// A healthy ReplicaSet of `replicas` pods.
+    pub fn replica_set(name: &str, replicas: i32) -> Workload {
+        Workload {
+            name: name.into(),
+            replicas,
+            daemon: false,
+            outage: Outage::None,
+        }
+    }
+
+    /// Pods of it that may be not Ready without that being anyone's doing.
+    fn allowed_down(&self) -> Option<i32> {
+        match self.outage {
+            Outage::None => Some(0),
+            Outage::Pods(n) => Some(n),
+            Outage::All => None,
+        }
+    }
 }
 
 /// A PodDisruptionBudget with `minAvailable` over `app=<app>`.
@@ -44,6 +95,9 @@ pub struct Pdb {
     pub app: String,
     pub min_available: i32,
 }
+
+/// Seconds a crashed controller takes to be back and look again.
+const RESTART: i64 = 5;
 
 /// How a reconcile ends.
 #[derive(Clone, Copy, Debug)]
@@ -64,6 +118,11 @@ pub struct Sim {
     pub pdbs: Vec<Pdb>,
     pub now: Timestamp,
     pub fault: Fault,
+    /// The fault hits only this workload's pods (the new image breaks one application); node
+    /// faults are not affected.
+    pub fault_only: Option<String>,
+    /// Pods (by uid) of the workloads' partial outages.
+    outage_pods: BTreeSet<String>,
     /// When each node was created (for the model kubelet).
     created: BTreeMap<String, Timestamp>,
     next_uid: u64,
@@ -99,23 +158,11 @@ impl Sim {
             nodes: (0..n).map(|i| node(&format!("old-{i}"))).collect(),
             pods: vec![],
             workloads: vec![
+                Workload::replica_set("web", 3),
+                Workload::replica_set("api", 2),
                 Workload {
-                    name: "web".into(),
-                    replicas: 3,
-                    daemon: false,
-                    broken: false,
-                },
-                Workload {
-                    name: "api".into(),
-                    replicas: 2,
-                    daemon: false,
-                    broken: false,
-                },
-                Workload {
-                    name: "agent".into(),
-                    replicas: 0,
                     daemon: true,
-                    broken: false,
+                    ..Workload::replica_set("agent", 0)
                 },
             ],
             pdbs: vec![Pdb {
@@ -125,6 +172,8 @@ impl Sim {
             }],
             now: start,
             fault: Fault::None,
+            fault_only: None,
+            outage_pods: BTreeSet::new(),
             created: BTreeMap::new(),
             next_uid: 0,
             human_cordoned: BTreeSet::new(),
@@ -296,11 +345,55 @@ impl Sim {
         phases.contains(&self.phase())
     }
 
-    /// Every workload has all its pods Ready.
+    /// As [`Sim::run_until`], but the controller wakes as its watches would: at its requeue, or
+    /// earlier when a pod's readiness changes ([`Sim::next_change`]), or earlier still as by
+    /// some other event (round `i` waits at most `wakes[i % wakes.len()]` seconds). It dies in
+    /// its first rounds as `crashes` says (round `i` after `crashes[i]` actions, if any), and is
+    /// back [`RESTART`] seconds later.
+    pub fn run_until_with(
+        &mut self,
+        phases: &[Phase],
+        max: usize,
+        crashes: &[Option<usize>],
+        wakes: &[i64],
+    ) -> bool {
+        for i in 0..max {
+            let how = match crashes.get(i) {
+                Some(Some(n)) => Reconcile::CrashAfter(*n),
+                _ => Reconcile::Complete,
+            };
+            let d = self.reconcile(how);
+            if phases.contains(&self.phase()) {
+                return true;
+            }
+            let mut wait = d
+                .requeue_after
+                .map_or(10, |r| r.as_secs().clamp(1, 60) as i64);
+            if matches!(how, Reconcile::CrashAfter(_)) {
+                // The restarted controller looks at every plan as soon as its caches are filled.
+                wait = wait.min(RESTART);
+            }
+            if let Some(t) = self.next_change() {
+                wait = wait.min(t.duration_since(self.now).as_secs().max(1));
+            }
+            if !wakes.is_empty() {
+                wait = wait.min(wakes[i % wakes.len()].max(1));
+            }
+            self.tick(wait);
+        }
+        phases.contains(&self.phase())
+    }
+
+    /// Every workload has all its pods Ready, but for those its outage keeps from it.
     pub fn workloads_ready(&self) -> bool {
-        self.workloads
-            .iter()
-            .filter(|w| !w.broken)
-            .all(|w| self.healthy(&w.name) >= self.desired(w))
+        self.workloads.iter().all(|w| {
+            w.allowed_down()
+                .is_none_or(|down| self.healthy(&w.name) >= self.desired(w) - down)
+        })
+    }
+
+    /// Ready pods of workload `app` now.
+    pub fn ready_pods(&self, app: &str) -> i32 {
+        self.healthy(app)
     }
 }

@@ -52,6 +52,7 @@ impl Sim {
                     current_healthy: healthy,
                     desired_healthy: p.min_available,
                     up_to_date: true,
+                    always_allow_unhealthy: false,
                 }
             })
             .collect();

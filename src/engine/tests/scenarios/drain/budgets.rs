@@ -156,6 +156,40 @@ fn a_pod_that_is_not_ready_may_go_while_the_budget_still_has_its_healthy_pods() 
 }
 
 #[test]
+fn a_pod_that_is_not_ready_under_a_budget_that_wants_none_healthy_needs_an_allowed_disruption() {
+    // maxUnavailable 1 over one pod that is not Ready: desiredHealthy 0 and 0 disruptions allowed.
+    // The API server refuses this eviction (its free pass needs desiredHealthy above zero).
+    let mut sick = web("web-9", "old-0");
+    sick.ready = false;
+    let (_, d) = first_drain(
+        plan(),
+        1,
+        vec![sick.clone()],
+        vec![pdb("web-pdb", "web", 0, 0, 0)],
+    );
+    assert_eq!(acts(&d), ["Cordon old-0"]);
+    assert_eq!(d.status.blockers[0].kind, BlockerKind::Pdb);
+    // With a disruption allowed it goes, and takes it: a second such pod waits.
+    let mut sick2 = web("web-8", "old-0");
+    sick2.ready = false;
+    let (_, d) = first_drain(
+        plan(),
+        1,
+        vec![sick.clone(), sick2.clone()],
+        vec![pdb("web-pdb", "web", 1, 0, 0)],
+    );
+    assert_eq!(acts(&d), ["Cordon old-0", "Evict default/web-8"]);
+    // Under unhealthyPodEvictionPolicy: AlwaysAllow both go, whatever the budget.
+    let mut always = pdb("web-pdb", "web", 0, 0, 0);
+    always.always_allow_unhealthy = true;
+    let (_, d) = first_drain(plan(), 1, vec![sick, sick2], vec![always]);
+    assert_eq!(
+        acts(&d),
+        ["Cordon old-0", "Evict default/web-8", "Evict default/web-9"]
+    );
+}
+
+#[test]
 fn evictions_go_in_bounded_slices() {
     let pods: Vec<PodView> = (0..20)
         .map(|i| pod(&format!("batch-{i:02}"), "old-0", "batch", t0()))
