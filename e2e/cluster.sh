@@ -11,6 +11,11 @@
 #   e2e/cluster.sh down     stop exactly the processes `up` started, remove the state
 #   e2e/cluster.sh status   show the recorded processes and whether they run
 #   e2e/cluster.sh env      print `export KUBECONFIG=...` for the running cluster
+#   e2e/cluster.sh build capi      build (or reuse) the Cluster API manager
+#   e2e/cluster.sh capi-up  on the running cluster: install Cluster API's CRDs and
+#                           webhooks, start its manager and the kwok-machine provider;
+#                           nothing to do when they run. Only the Cluster API suites need it
+#   e2e/cluster.sh capi-down       stop them and remove their webhooks (`down` stops them too)
 #
 # State (PKI, kubeconfig, etcd data, pid files, one log per component) lives in
 # $MOLT_CLUSTER_DIR (default: <repo>/target/e2e-cluster). Ports are fixed on
@@ -26,17 +31,27 @@ API_PORT=${MOLT_APISERVER_PORT:-26443}
 KCM_PORT=${MOLT_KCM_PORT:-20257}
 SCHED_PORT=${MOLT_SCHEDULER_PORT:-20259}
 KWOK_PORT=${MOLT_KWOK_PORT:-20247}
+CAPI_WEBHOOK_PORT=${MOLT_CAPI_WEBHOOK_PORT:-29443}
+CAPI_HEALTH_PORT=${MOLT_CAPI_HEALTH_PORT:-29440}
+CAPI_DIAGNOSTICS_PORT=${MOLT_CAPI_DIAGNOSTICS_PORT:-29441}
 WAIT_SECONDS=${MOLT_CLUSTER_WAIT_SECONDS:-180}
 
 # Components in start order; `down` stops them in reverse.
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok fault-mirror)
+# Started by `capi-up` on a running cluster, stopped before the others.
+CAPI_COMPONENTS=(capi-manager kwok-machine)
+ALL_COMPONENTS=("${COMPONENTS[@]}" "${CAPI_COMPONENTS[@]}")
+# The webhook configurations capi-up registers.
+CAPI_WEBHOOKS=(mutatingwebhookconfiguration/molt-e2e-capi-mutating
+  validatingwebhookconfiguration/molt-e2e-capi-validating)
 
-STARTING=0
+# While starting: how to undo a failed start (stop_all, or stop_capi for capi-up).
+STARTING=
 die() {
   log "cluster: $*"
-  if ((STARTING)); then
+  if [[ -n $STARTING ]]; then
     log "cluster: stopping what was started; logs stay in $STATE/logs until the next up/down"
-    stop_all || true
+    $STARTING || true
   fi
   exit 1
 }
@@ -82,13 +97,16 @@ stop_one() {
   return 1
 }
 
-stop_all() {
-  local i failed=0
-  for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
-    stop_one "${COMPONENTS[i]}" || failed=1
+# stop_each <name>...: stop them in reverse order.
+stop_each() {
+  local names=("$@") i failed=0
+  for ((i = ${#names[@]} - 1; i >= 0; i--)); do
+    stop_one "${names[i]}" || failed=1
   done
   return $failed
 }
+
+stop_all() { stop_each "${ALL_COMPONENTS[@]}"; }
 
 # start <name> <executable> [args...]: run in the background, log to logs/<name>.log.
 start() {
@@ -104,7 +122,7 @@ wait_for() {
   local what=$1; shift
   local deadline=$((SECONDS + WAIT_SECONDS))
   until "$@" >/dev/null 2>&1; do
-    for c in "${COMPONENTS[@]}"; do
+    for c in "${ALL_COMPONENTS[@]}"; do
       if [[ -f $STATE/pids/$c ]] && ! pid_alive "$c"; then
         tail -n 30 "$STATE/logs/$c.log" >&2 || true
         die "$c exited while waiting for $what (log: $STATE/logs/$c.log)"
@@ -182,17 +200,18 @@ kc() { "$(bin_path kubectl)" --kubeconfig="$STATE/kubeconfig" "$@"; }
 
 # ---------------------------------------------------------------- commands
 
-build_fault_mirror() {
-  command -v cargo >/dev/null || die "cargo is required to build the fault mirror"
+# harness_bin <name>: one of the harness's controllers (fault-mirror, kwok-machine), built by
+# `cargo run`, which then has the binary say where it is.
+harness_bin() {
+  command -v cargo >/dev/null || die "cargo is required to build $1"
   local out
-  # Built by `cargo run`, which then has the binary say where it is.
-  out=$(cd "$REPO_DIR" && cargo run --quiet -p molt-e2e --bin fault-mirror -- --print-path) || out=
-  [[ -n $out && -x $out ]] || die "could not build the fault mirror (cargo build -p molt-e2e --bin fault-mirror)"
+  out=$(cd "$REPO_DIR" && cargo run --quiet -p molt-e2e --bin "$1" -- --print-path) || out=
+  [[ -n $out && -x $out ]] || die "could not build $1 (cargo build -p molt-e2e --bin $1)"
   echo "$out"
 }
 
 cmd_build() {
-  bash "$E2E_DIR/scripts/build.sh"
+  bash "$E2E_DIR/scripts/build.sh" "$@"
 }
 
 # lock: one up/ensure/down at a time (the harness may call `ensure` from
@@ -206,7 +225,7 @@ lock() {
 # any_alive: some process the state directory records still runs.
 any_alive() {
   local c
-  for c in "${COMPONENTS[@]}"; do pid_alive "$c" && return 0; done
+  for c in "${ALL_COMPONENTS[@]}"; do pid_alive "$c" && return 0; done
   return 1
 }
 
@@ -255,7 +274,7 @@ do_up() {
     [[ -x $(bin_path "$b") ]] || cmd_build
   done
   local mirror=${MOLT_FAULT_MIRROR_BIN:-}
-  [[ -n $mirror ]] || mirror=$(build_fault_mirror)
+  [[ -n $mirror ]] || mirror=$(harness_bin fault-mirror)
 
   for port in "$ETCD_PORT" "$ETCD_PEER_PORT" "$API_PORT" "$KCM_PORT" "$SCHED_PORT" "$KWOK_PORT"; do
     port_free "$port" || die "port 127.0.0.1:$port is in use by another process"
@@ -263,7 +282,7 @@ do_up() {
 
   mkdir -p "$STATE"/{logs,pids,etcd}
   chmod 700 "$STATE/etcd"
-  STARTING=1
+  STARTING=stop_all
   trap 'die "interrupted"' INT TERM
   make_pki
   local p=$STATE/pki k=$STATE/kubeconfig
@@ -354,7 +373,7 @@ POLICY
   wait_for "the kube-root-ca.crt ConfigMap" kc -n default get configmap kube-root-ca.crt
   wait_for "RBAC bootstrap roles" kc get clusterrole system:node
 
-  STARTING=0
+  STARTING=
   trap - INT TERM
   log "cluster: up in $((SECONDS - t0))s: $(api /version | sed -n 's/.*"gitVersion": "\([^"]*\)".*/\1/p')" \
     "on https://127.0.0.1:$API_PORT"
@@ -390,7 +409,9 @@ cmd_down() {
 cmd_status() {
   [[ -d $STATE ]] || { echo "not running (no state in $STATE)"; return 1; }
   local rc=0 c pid
-  for c in "${COMPONENTS[@]}"; do
+  for c in "${ALL_COMPONENTS[@]}"; do
+    # Cluster API's processes are listed only while capi-up has started them.
+    [[ " ${CAPI_COMPONENTS[*]} " == *" $c "* && ! -f $STATE/pids/$c ]] && continue
     if pid_alive "$c"; then
       read -r pid _ <"$STATE/pids/$c"
       printf '%-24s running  pid %-8s rss %s kB\n' "$c" "$pid" "$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")"
@@ -402,12 +423,125 @@ cmd_status() {
   return $rc
 }
 
+# ---------------------------------------------------------------- Cluster API
+
+# The Cluster API core manager runs against this cluster as its management cluster, with the
+# admin kubeconfig (no RBAC of its own), its CRDs from the module cache and its webhooks served
+# on 127.0.0.1; kwok-machine is the infrastructure provider. Each test then makes a workload
+# cluster of its own that points back at this API server (e2e/src/capi/stand.rs).
+
+capi_healthy() {
+  local c
+  for c in "${CAPI_COMPONENTS[@]}"; do pid_alive "$c" || return 1; done
+  curl -fsS --max-time 2 "http://127.0.0.1:$CAPI_HEALTH_PORT/readyz" >/dev/null 2>&1
+}
+
+stop_capi() {
+  stop_each "${CAPI_COMPONENTS[@]}" || return 1
+  local c
+  for c in "${CAPI_COMPONENTS[@]}"; do rm -f "$STATE/pids/$c"; done
+}
+
+# capi_webhooks <module dir>: Cluster API's webhook configurations, rewritten from the in-cluster
+# Service they name (which nothing routes here) to the manager's port on 127.0.0.1, trusted
+# through the cluster CA. controller-gen writes each Service as name, namespace, path.
+capi_webhooks() {
+  local ca; ca=$(base64 -w0 <"$STATE/pki/ca.crt")
+  awk -v base="https://127.0.0.1:$CAPI_WEBHOOK_PORT" -v ca="$ca" '
+    /^  name: (mutating|validating)-webhook-configuration$/ {
+      sub(/name: /, "name: molt-e2e-capi-"); sub(/-webhook-configuration$/, "")
+    }
+    /^    service:$/ { svc = 1; next }
+    svc && /^      path: / { print "    url: " base $2; print "    caBundle: " ca; svc = 0; next }
+    svc { next }
+    { print }' "$1/core/config/webhook/manifests.yaml"
+}
+
+cmd_capi_up() {
+  lock
+  cluster_healthy || die "the cluster is not running; start it first (\`make cluster-up\` or \`e2e/cluster.sh ensure\`)"
+  if capi_healthy; then
+    log "cluster: Cluster API $CAPI_VERSION already running"
+    return 0
+  fi
+  local t0=$SECONDS
+  # Leftovers of a capi-up whose processes are gone (or half gone).
+  stop_capi || die "could not stop the Cluster API processes of an earlier capi-up"
+  rm -rf "$STATE/capi"
+
+  [[ -x $(bin_path capi-manager) ]] || cmd_build capi
+  local machine=${MOLT_KWOK_MACHINE_BIN:-}
+  [[ -n $machine ]] || machine=$(harness_bin kwok-machine)
+  local src; src=$(capi_source_dir)
+  [[ -d $src/core/config/crd/bases ]] || die "Cluster API $CAPI_VERSION not found in the Go module cache (${src:-nothing})"
+  for port in "$CAPI_WEBHOOK_PORT" "$CAPI_HEALTH_PORT" "$CAPI_DIAGNOSTICS_PORT"; do
+    port_free "$port" || die "port $port is in use by another process"
+  done
+
+  STARTING=stop_capi
+  trap 'die "interrupted"' INT TERM
+  local k=$STATE/kubeconfig certs=$STATE/capi/certs
+  mkdir -p "$certs"
+  # The manager always serves webhooks (it does not start without a certificate).
+  sign capi-webhook "/CN=capi-webhook" \
+    "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1"
+  mv "$STATE/pki/capi-webhook.crt" "$certs/tls.crt"
+  mv "$STATE/pki/capi-webhook.key" "$certs/tls.key"
+  rm -f "$STATE/pki/capi-webhook".{csr,ext}
+  chmod 600 "$certs/tls.key"
+
+  log "cluster: installing the CRDs of Cluster API $CAPI_VERSION and kwok-machine"
+  kc apply --server-side --force-conflicts -f "$src/core/config/crd/bases" >/dev/null ||
+    die "could not apply Cluster API's CRDs"
+  "$machine" --print-crds | kc apply --server-side --force-conflicts -f - >/dev/null ||
+    die "could not apply kwok-machine's CRDs"
+  kc wait --for=condition=Established --timeout="${WAIT_SECONDS}s" -f "$src/core/config/crd/bases" >/dev/null ||
+    die "Cluster API's CRDs were not established"
+
+  log "cluster: starting capi-manager, kwok-machine"
+  KUBECONFIG=$k start capi-manager "$(bin_path capi-manager)" \
+    --leader-elect=false \
+    --webhook-port="$CAPI_WEBHOOK_PORT" --webhook-cert-dir="$certs" \
+    --health-addr="127.0.0.1:$CAPI_HEALTH_PORT" \
+    --diagnostics-address="127.0.0.1:$CAPI_DIAGNOSTICS_PORT" --insecure-diagnostics
+  KUBECONFIG=$k RUST_LOG=${RUST_LOG:-info} start kwok-machine "$machine" \
+    --ready-file "$STATE/capi/kwok-machine.ready"
+  wait_for "capi-manager /readyz" curl -fsS --max-time 2 "http://127.0.0.1:$CAPI_HEALTH_PORT/readyz"
+  wait_for "kwok-machine" test -f "$STATE/capi/kwok-machine.ready"
+  # Registered once the manager serves them: they fail closed.
+  capi_webhooks "$src" | kc apply --server-side --force-conflicts -f - >/dev/null ||
+    die "could not register Cluster API's webhooks"
+
+  STARTING=
+  trap - INT TERM
+  log "cluster: Cluster API $CAPI_VERSION up in $((SECONDS - t0))s" \
+    "(webhooks on https://127.0.0.1:$CAPI_WEBHOOK_PORT, logs in $STATE/logs)"
+}
+
+cmd_capi_down() {
+  lock
+  if [[ ! -d $STATE/capi ]]; then
+    log "cluster: Cluster API not running"
+    return 0
+  fi
+  # Webhooks first: they fail closed, so without the manager no Cluster API object could be
+  # written (or deleted) any more.
+  if cluster_healthy; then
+    kc delete --ignore-not-found "${CAPI_WEBHOOKS[@]}" >/dev/null || die "could not remove Cluster API's webhooks"
+  fi
+  stop_capi || die "some Cluster API processes did not stop"
+  rm -rf "$STATE/capi"
+  log "cluster: Cluster API stopped (its CRDs and objects stay until \`down\`)"
+}
+
 case "${1:-}" in
-  build) cmd_build ;;
+  build) shift; cmd_build "$@" ;;
   up) shift; cmd_up "$@" ;;
   ensure) cmd_ensure ;;
   down) cmd_down ;;
   status) cmd_status ;;
   env) echo "export KUBECONFIG=$STATE/kubeconfig" ;;
-  *) echo "usage: $0 build|up [--replace]|ensure|down|status|env" >&2; exit 2 ;;
+  capi-up) cmd_capi_up ;;
+  capi-down) cmd_capi_down ;;
+  *) echo "usage: $0 build [capi]|up [--replace]|ensure|down|status|env|capi-up|capi-down" >&2; exit 2 ;;
 esac

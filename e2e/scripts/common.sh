@@ -17,6 +17,7 @@ K8S_VERSION=$(module_version "$TOOLS_DIR/kubernetes/go.mod" k8s.io/kubernetes)
 ETCD_VERSION=$(module_version "$TOOLS_DIR/etcd/go.mod" go.etcd.io/etcd/server/v3)
 KWOK_VERSION=$(module_version "$TOOLS_DIR/kwok/go.mod" sigs.k8s.io/kwok)
 HELM_VERSION=$(module_version "$TOOLS_DIR/helm/go.mod" helm.sh/helm/v4)
+CAPI_VERSION=$(module_version "$TOOLS_DIR/cluster-api/go.mod" sigs.k8s.io/cluster-api)
 
 # bin_path <name>: where the cached binary for the pinned version lives.
 bin_path() {
@@ -25,10 +26,21 @@ bin_path() {
     etcd) echo "$BIN_DIR/etcd-$ETCD_VERSION" ;;
     kwok) echo "$BIN_DIR/kwok-$KWOK_VERSION" ;;
     helm) echo "$BIN_DIR/helm-$HELM_VERSION" ;;
+    capi-manager) echo "$BIN_DIR/capi-manager-$CAPI_VERSION" ;;
     *) echo "unknown binary $1" >&2; return 1 ;;
   esac
 }
 
 ALL_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok helm)
+# Built only when asked (`build.sh capi`): the suites on Cluster API need it, the others do not.
+CAPI_BINARIES=(capi-manager)
+
+# capi_source_dir: the pinned Cluster API module in Go's module cache (fetched when missing),
+# where its CRDs (core/config/crd/bases) and webhook manifests (core/config/webhook) are.
+capi_source_dir() {
+  (cd "$TOOLS_DIR/cluster-api" &&
+    GOTOOLCHAIN=local GOFLAGS=-buildvcs=false go mod download -json sigs.k8s.io/cluster-api) |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p'
+}
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }

@@ -39,33 +39,43 @@ pub fn ensure_cluster() -> Result<PathBuf> {
     if let Some(path) = ensured.as_ref() {
         return Ok(path.clone());
     }
-    let script = paths::workspace().join("e2e").join("cluster.sh");
-    let mut command = std::process::Command::new("bash");
-    command.arg(&script).arg("ensure");
-    // Cargo builds the package's binaries next to the test executables'
-    // deps/ directory; hand the fault mirror over instead of running cargo
-    // again from inside a test.
-    if let Some(mirror) = sibling_fault_mirror() {
-        command.env("MOLT_FAULT_MIRROR_BIN", mirror);
-    }
-    let status = command
-        .status()
-        .with_context(|| format!("running {}", script.display()))?;
-    if !status.success() {
-        bail!(
-            "{} ensure failed ({status}); logs are in {}",
-            script.display(),
-            cluster_dir().join("logs").display()
-        );
-    }
+    run_cluster_script("ensure")?;
     let path = cluster_dir().join("kubeconfig");
     *ensured = Some(path.clone());
     Ok(path)
 }
 
-fn sibling_fault_mirror() -> Option<PathBuf> {
-    let mirror = paths::profile_dir()?.join("fault-mirror");
-    mirror.is_file().then_some(mirror)
+/// Runs `e2e/cluster.sh <command>` and fails when it does.
+///
+/// Cargo builds the package's binaries next to the test executables' deps/ directory; the
+/// harness's controllers (fault mirror, kwok-machine) are handed over from there instead of
+/// running cargo again from inside a test.
+pub(crate) fn run_cluster_script(command: &str) -> Result<()> {
+    let script = paths::workspace().join("e2e").join("cluster.sh");
+    let mut run = std::process::Command::new("bash");
+    run.arg(&script).arg(command);
+    for (var, bin) in [
+        ("MOLT_FAULT_MIRROR_BIN", "fault-mirror"),
+        ("MOLT_KWOK_MACHINE_BIN", "kwok-machine"),
+    ] {
+        if let Some(path) = paths::profile_dir()
+            .map(|d| d.join(bin))
+            .filter(|p| p.is_file())
+        {
+            run.env(var, path);
+        }
+    }
+    let status = run
+        .status()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !status.success() {
+        bail!(
+            "{} {command} failed ({status}); logs are in {}",
+            script.display(),
+            cluster_dir().join("logs").display()
+        );
+    }
+    Ok(())
 }
 
 /// A connection to the local cluster as its administrator.

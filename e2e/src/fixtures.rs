@@ -188,39 +188,58 @@ impl NodePoolSpec {
     /// The Node object for one member: a plain Node with kwok's annotation,
     /// exactly what any other client (molt's kwok provider included) creates.
     pub fn node(&self, pool: &str, name: &str) -> Result<Node> {
-        let mut labels = BTreeMap::from([
-            ("kubernetes.io/hostname".to_string(), name.to_string()),
-            ("kubernetes.io/os".into(), "linux".into()),
-            ("kubernetes.io/arch".into(), "amd64".into()),
-            ("type".into(), "kwok".into()),
-            (POOL_LABEL.into(), pool.to_string()),
-        ]);
+        let mut labels = BTreeMap::from([(POOL_LABEL.to_string(), pool.to_string())]);
         labels.extend(self.labels.clone());
         if let Some(fault) = self.fault {
             labels.insert(FAULT_LABEL.into(), fault.label_value().into());
         }
         let resources = json!({ "cpu": self.cpu, "memory": self.memory, "pods": self.pods });
-        Ok(serde_json::from_value(json!({
-            "apiVersion": "v1",
-            "kind": "Node",
-            "metadata": {
-                "name": name,
-                "labels": labels,
-                "annotations": { KWOK_NODE_ANNOTATION: "fake", "node.alpha.kubernetes.io/ttl": "0" }
-            },
-            "spec": { "providerID": format!("kwok://{name}") },
-            "status": {
-                "capacity": resources,
-                "allocatable": resources,
-                "nodeInfo": {
-                    "architecture": "amd64",
-                    "operatingSystem": "linux",
-                    "kubeletVersion": "fake",
-                    "osImage": "molt-sim"
-                }
-            }
-        }))?)
+        kwok_node(name, labels, resources, "molt-sim", "fake")
     }
+}
+
+/// The provider ID of the kwok Node `name`: `kwok://<name>`.
+pub fn kwok_provider_id(name: &str) -> String {
+    format!("kwok://{name}")
+}
+
+/// A kwok Node as a kubelet would register it: kwok's annotation, the kubelet's standard labels
+/// plus `labels`, `providerID kwok://<name>`, `resources` as capacity and allocatable, and the
+/// image and kubelet version in its node info.
+pub fn kwok_node(
+    name: &str,
+    labels: BTreeMap<String, String>,
+    resources: serde_json::Value,
+    os_image: &str,
+    kubelet_version: &str,
+) -> Result<Node> {
+    let mut all = BTreeMap::from([
+        ("kubernetes.io/hostname".to_string(), name.to_string()),
+        ("kubernetes.io/os".into(), "linux".into()),
+        ("kubernetes.io/arch".into(), "amd64".into()),
+        ("type".into(), "kwok".into()),
+    ]);
+    all.extend(labels);
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": all,
+            "annotations": { KWOK_NODE_ANNOTATION: "fake", "node.alpha.kubernetes.io/ttl": "0" }
+        },
+        "spec": { "providerID": kwok_provider_id(name) },
+        "status": {
+            "capacity": resources,
+            "allocatable": resources,
+            "nodeInfo": {
+                "architecture": "amd64",
+                "operatingSystem": "linux",
+                "kubeletVersion": kubelet_version,
+                "osImage": os_image
+            }
+        }
+    }))?)
 }
 
 /// Nodes created by [`Cluster::node_pool`]; deleted on drop (or by [`NodePool::delete`]).

@@ -12,11 +12,9 @@
 //! Usage: `fault-mirror [--ready-file PATH]`, with the cluster taken from
 //! `KUBECONFIG`. The ready file is written once the pod cache is filled.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
@@ -95,35 +93,9 @@ fn error_policy(pod: Arc<Pod>, err: &MirrorError, _ctx: Arc<Ctx>) -> Action {
     Action::requeue(Duration::from_secs(1))
 }
 
-fn ready_file_from_args() -> anyhow::Result<Option<PathBuf>> {
-    let mut args = std::env::args().skip(1);
-    let mut ready = None;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--ready-file" => {
-                ready =
-                    Some(PathBuf::from(args.next().ok_or_else(|| {
-                        anyhow::anyhow!("--ready-file needs a path")
-                    })?));
-            }
-            // How e2e/cluster.sh learns where cargo put the binary it just built.
-            "--print-path" => {
-                println!("{}", std::env::current_exe()?.display());
-                std::process::exit(0);
-            }
-            other => {
-                anyhow::bail!(
-                    "unknown argument {other:?}; usage: fault-mirror [--ready-file PATH | --print-path]"
-                )
-            }
-        }
-    }
-    Ok(ready)
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let ready_file = ready_file_from_args()?;
+    let args = molt_e2e::controller::args("fault-mirror", &[])?;
     let client = Client::try_default().await?;
 
     // Only scheduled pods matter.
@@ -146,39 +118,10 @@ async fn main() -> anyhow::Result<()> {
                 .collect::<Vec<_>>()
         },
     );
-
-    let run = controller
-        .shutdown_on_signal()
-        .run(reconcile, error_policy, Arc::new(Ctx { client }))
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                eprintln!("fault-mirror: {e}");
-            }
-        });
-    let ready = async move {
-        // Store::wait_until_ready wakes only one of several concurrent
-        // waiters (the controller waits on it too), so ask again now and then.
-        loop {
-            match tokio::time::timeout(Duration::from_millis(200), pod_store.wait_until_ready())
-                .await
-            {
-                Ok(res) => break res.map_err(|e| anyhow::anyhow!("pod cache: {e}"))?,
-                Err(_) => continue,
-            }
-        }
-        if let Some(path) = ready_file {
-            std::fs::write(&path, b"ready\n")?;
-        }
-        eprintln!("fault-mirror: watching nodes and pods");
-        anyhow::Ok(())
-    };
-    let ready = tokio::spawn(async move {
-        if let Err(e) = ready.await {
-            eprintln!("fault-mirror: {e}");
-            std::process::exit(1);
-        }
-    });
-    run.await;
-    ready.abort();
+    let run =
+        controller
+            .shutdown_on_signal()
+            .run(reconcile, error_policy, Arc::new(Ctx { client }));
+    molt_e2e::controller::run("fault-mirror", run, pod_store, args.ready_file).await;
     Ok(())
 }
